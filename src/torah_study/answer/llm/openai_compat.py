@@ -1,0 +1,113 @@
+"""Answer model for any server that speaks the OpenAI chat completions API.
+
+This covers OpenAI itself and self-hosted servers such as vLLM, llama.cpp's
+``llama-server`` and Ollama, which usually need no API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import openai
+from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
+    ChatCompletionMessageParam,
+    ChatCompletionSystemMessageParam,
+    ChatCompletionUserMessageParam,
+)
+
+from torah_study.answer.llm.base import ChatMessage, ProviderError
+
+# Sent when no key is configured, because the client rejects an empty key even for
+# servers that do not check it.
+PLACEHOLDER_API_KEY = "not-needed"
+
+
+def make_openai_client(
+    base_url: str,
+    api_key: str | None = None,
+    *,
+    max_retries: int = 2,
+    timeout_seconds: float = 120.0,
+) -> openai.OpenAI:
+    """Build a client; it retries connection errors, 408, 409, 429 and 5xx."""
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key or PLACEHOLDER_API_KEY,
+        max_retries=max_retries,
+        timeout=timeout_seconds,
+    )
+
+
+def describe_openai_error(error: openai.OpenAIError) -> str:
+    """Format a client error as one line; the request and its key are left out."""
+    if isinstance(error, openai.APIStatusError):
+        return f"HTTP {error.status_code}: {error.message}"
+    return f"{type(error).__name__}: {error}"
+
+
+class OpenAICompatibleModel:
+    """Streams answers from an OpenAI-compatible chat endpoint at temperature 0."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        max_retries: int = 2,
+        timeout_seconds: float = 120.0,
+    ) -> None:
+        if not base_url:
+            raise ProviderError(
+                "An OpenAI-compatible base URL is required; "
+                "set TORAH_STUDY_OPENAI_BASE_URL (for example http://127.0.0.1:8080/v1)."
+            )
+        if not model:
+            raise ProviderError(
+                "A model name is required for the OpenAI-compatible provider; "
+                "set TORAH_STUDY_LLM_MODEL."
+            )
+        self.name = f"openai:{model}"
+        self._model = model
+        self._client = make_openai_client(
+            base_url,
+            api_key,
+            max_retries=max_retries,
+            timeout_seconds=timeout_seconds,
+        )
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str]:
+        """Yield answer text as the server streams it; raise ProviderError on failure."""
+        try:
+            chunks = self._client.chat.completions.create(
+                model=self._model,
+                messages=[_to_openai_message(m) for m in messages],
+                stream=True,
+                temperature=0,
+                max_tokens=max_tokens,
+            )
+            for chunk in chunks:
+                # Some servers send a final chunk with usage and no choices.
+                if not chunk.choices:
+                    continue
+                text = chunk.choices[0].delta.content
+                if text:
+                    yield text
+        except openai.OpenAIError as error:
+            raise ProviderError(
+                f"OpenAI-compatible model {self._model} failed: "
+                f"{describe_openai_error(error)}"
+            ) from error
+
+
+def _to_openai_message(message: ChatMessage) -> ChatCompletionMessageParam:
+    if message.role == "system":
+        return ChatCompletionSystemMessageParam(role="system", content=message.content)
+    if message.role == "assistant":
+        return ChatCompletionAssistantMessageParam(
+            role="assistant", content=message.content
+        )
+    return ChatCompletionUserMessageParam(role="user", content=message.content)

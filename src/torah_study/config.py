@@ -1,0 +1,100 @@
+"""Settings, read from the environment (prefix ``TORAH_STUDY_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DENSE_SCOPE = (
+    "Torah",
+    "Psalms",
+    "Pirkei Avot",
+    "Mishnah Berakhot",
+    "Mishnah Shabbat",
+)
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "torah-study"
+
+
+class Settings(BaseSettings):
+    """All tunables of the service and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TORAH_STUDY_", env_file=".env", extra="ignore"
+    )
+
+    # Library and storage.
+    export_dir: Path | None = Field(
+        default=None,
+        description="Folder of a Sefaria-Export tree (the one that contains json/).",
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    dense_scope: tuple[str, ...] = Field(
+        default=DEFAULT_DENSE_SCOPE,
+        description=(
+            "Book titles or category names whose segments get dense vectors; "
+            "'*' embeds everything. Keyword search always covers the whole library."
+        ),
+    )
+    books: tuple[str, ...] = Field(
+        default=(),
+        description="Ingest only these book titles or categories; empty means all.",
+    )
+
+    # Embeddings.
+    embedding_provider: Literal["e5", "gemini", "openai"] = "e5"
+    embedding_model: str = ""
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    embedding_workers: int = Field(default=2, ge=1, le=64)
+
+    # Retrieval.
+    keyword_k: int = Field(default=30, ge=1, le=500)
+    dense_k: int = Field(default=30, ge=1, le=500)
+    rrf_k: int = Field(default=60, ge=1)
+    rerank_candidates: int = Field(default=20, ge=1, le=200)
+    rerank_provider: Literal["offline", "cohere"] = "offline"
+    rerank_model: str = "rerank-v3.5"
+    top_k: int = Field(default=5, ge=1, le=20)
+    gate_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+
+    # Answers.
+    llm_provider: Literal["auto", "local", "sources", "gemini", "openai"] = "auto"
+    llm_model_path: Path | None = None
+    llm_model: str = ""
+    llm_threads: int = Field(default=2, ge=1, le=64)
+    llm_context: int = Field(default=4096, ge=512)
+    llm_max_tokens: int = Field(default=512, ge=16, le=8192)
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    cohere_api_key: SecretStr | None = None
+    cohere_base_url: str | None = None
+
+    # Service.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    keepalive_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.json"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,41 @@
+"""Embedding providers: the offline default and remote options."""
+
+from __future__ import annotations
+
+from torah_study.config import Settings
+from torah_study.embeddings.base import EmbeddingError, Embeddings
+
+
+def build_embeddings(settings: Settings) -> Embeddings:
+    """Return the provider named by ``settings.embedding_provider``."""
+    if settings.embedding_provider == "e5":
+        from torah_study.embeddings.e5 import E5Embeddings
+
+        return E5Embeddings()
+    if settings.embedding_provider == "gemini":
+        from torah_study.embeddings.gemini import GeminiEmbeddings
+
+        if settings.gemini_api_key is None:
+            raise EmbeddingError("Gemini embeddings need TORAH_STUDY_GEMINI_API_KEY.")
+        return GeminiEmbeddings(
+            api_key=settings.gemini_api_key.get_secret_value(),
+            model=settings.embedding_model or "gemini-embedding-001",
+            base_url=settings.gemini_base_url,
+        )
+    from torah_study.embeddings.openai_compat import OpenAICompatibleEmbeddings
+
+    if not settings.openai_base_url:
+        raise EmbeddingError(
+            "OpenAI-compatible embeddings need TORAH_STUDY_OPENAI_BASE_URL."
+        )
+    key = (
+        settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    )
+    return OpenAICompatibleEmbeddings(
+        base_url=settings.openai_base_url,
+        api_key=key,
+        model=settings.embedding_model or "text-embedding-3-small",
+    )
+
+
+__all__ = ["EmbeddingError", "Embeddings", "build_embeddings"]

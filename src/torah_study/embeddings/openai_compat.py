@@ -1,0 +1,131 @@
+"""Embeddings from any server that speaks the OpenAI embeddings API.
+
+This covers OpenAI itself and self-hosted servers such as vLLM, llama.cpp's
+``llama-server``, Ollama and text-embeddings-inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import openai
+
+from torah_study.answer.llm.openai_compat import (
+    describe_openai_error,
+    make_openai_client,
+)
+from torah_study.embeddings.base import EmbeddingError, Vectors, normalize_rows
+
+DEFAULT_BATCH_SIZE = 64
+
+
+class OpenAICompatibleEmbeddings:
+    """Embeddings from an OpenAI-compatible ``/embeddings`` endpoint.
+
+    The API has no separate query and passage modes. Models trained with
+    instruction prefixes (E5 expects "query: " and "passage: ") get them through
+    ``query_prefix`` and ``passage_prefix``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        dimension: int,
+        api_key: str | None = None,
+        *,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        request_dimensions: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_retries: int = 2,
+        timeout_seconds: float = 120.0,
+    ) -> None:
+        """Create the client; no request is sent until the first embed call.
+
+        ``dimension`` must match the model's output. With ``request_dimensions``
+        the ``dimensions`` parameter is sent, which OpenAI's text-embedding-3
+        models use to shorten vectors, but many other servers reject it.
+        """
+        if not base_url:
+            raise EmbeddingError(
+                "An OpenAI-compatible base URL is required; "
+                "set TORAH_STUDY_OPENAI_BASE_URL."
+            )
+        if not model:
+            raise EmbeddingError(
+                "An embedding model name is required; set TORAH_STUDY_EMBEDDING_MODEL."
+            )
+        if dimension < 1:
+            raise EmbeddingError(f"Invalid dimension {dimension}: expected 1 or more.")
+        if batch_size < 1:
+            raise EmbeddingError(
+                f"Invalid batch_size {batch_size}: expected 1 or more."
+            )
+        self.name = f"openai:{model}"
+        self.dimension = dimension
+        self._model = model
+        self._query_prefix = query_prefix
+        self._passage_prefix = passage_prefix
+        self._request_dimensions = request_dimensions
+        self._batch_size = batch_size
+        self._client = make_openai_client(
+            base_url,
+            api_key,
+            max_retries=max_retries,
+            timeout_seconds=timeout_seconds,
+        )
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._embed([self._query_prefix + text for text in texts])
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        return self._embed([self._passage_prefix + text for text in texts])
+
+    def _embed(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            rows.extend(self._embed_batch(texts[start : start + self._batch_size]))
+        return normalize_rows(rows)
+
+    def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        try:
+            if self._request_dimensions:
+                response = self._client.embeddings.create(
+                    model=self._model, input=batch, dimensions=self.dimension
+                )
+            else:
+                response = self._client.embeddings.create(
+                    model=self._model, input=batch
+                )
+        except openai.OpenAIError as error:
+            raise EmbeddingError(
+                f"Embedding model {self._model} failed on a batch of {len(batch)} "
+                f"texts: {describe_openai_error(error)}"
+            ) from error
+        except ValueError as error:
+            # The client raises ValueError for a response without data.
+            raise EmbeddingError(
+                f"Embedding model {self._model} returned an invalid response: {error}"
+            ) from error
+        if len(response.data) != len(batch):
+            raise EmbeddingError(
+                f"Embedding model {self._model} returned {len(response.data)} "
+                f"vectors for {len(batch)} texts."
+            )
+        # The API gives each vector the position of its input; order by it
+        # rather than trusting the order of the list.
+        ordered = sorted(response.data, key=lambda item: item.index)
+        rows = []
+        for item in ordered:
+            if len(item.embedding) != self.dimension:
+                raise EmbeddingError(
+                    f"Embedding model {self._model} returned {len(item.embedding)} "
+                    f"dimensions, expected {self.dimension}; set the dimension to "
+                    "match the model."
+                )
+            rows.append(item.embedding)
+        return rows

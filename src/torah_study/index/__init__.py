@@ -1,0 +1,1 @@
+"""Storage of segments for keyword and dense retrieval."""

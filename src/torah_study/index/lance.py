@@ -1,0 +1,269 @@
+"""Embedded default store: LanceDB tables on local disk, no server needed.
+
+``segments`` holds every ref with its text and a normalised ``search`` column
+under a BM25 full-text index. ``vectors`` holds dense vectors for the refs in
+the configured dense scope, so keyword search covers everything while the
+slow embedding stage can cover less.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from lancedb.index import FTS, BTree
+
+from torah_study.index.base import Filters, Hit, SegmentRecord
+
+logger = logging.getLogger(__name__)
+
+SEGMENTS = "segments"
+VECTORS = "vectors"
+# Below this many vectors an exhaustive scan takes a few milliseconds and is
+# exact, so an approximate IVF-PQ index is only trained for larger scopes.
+VECTOR_INDEX_MIN_ROWS = 100_000
+
+_TEXT_COLUMNS = (
+    "ref", "book", "pos", "he", "en", "categories",
+    "he_version", "en_version", "he_license", "en_license", "digest",
+)  # fmt: skip
+
+
+def _segment_schema() -> pa.Schema:
+    fields = [pa.field(name, pa.string()) for name in _TEXT_COLUMNS]
+    return pa.schema([*fields, pa.field("search", pa.string())])
+
+
+def _vector_schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("ref", pa.string()),
+            pa.field("book", pa.string()),
+            pa.field("categories", pa.string()),
+            pa.field("digest", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ]
+    )
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _categories_cell(categories: Sequence[str]) -> str:
+    # Bars on both ends let a filter match whole names with LIKE '%|Torah|%'.
+    return "|" + "|".join(categories) + "|"
+
+
+def filter_sql(filters: Filters) -> str | None:
+    """Translate filters into a LanceDB SQL predicate (books OR categories)."""
+    clauses: list[str] = []
+    if filters.books:
+        clauses.append(f"book IN ({', '.join(_quote(b) for b in filters.books)})")
+    for category in filters.categories:
+        clauses.append(f"categories LIKE {_quote('%|' + category + '|%')}")
+    return " OR ".join(f"({c})" for c in clauses) if clauses else None
+
+
+class LanceStore:
+    """Segments and vectors in a LanceDB folder."""
+
+    def __init__(self, path: Path, *, dimension: int = 384) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.dimension = dimension
+        self._db = lancedb.connect(str(path))
+        self._segments: Any = self._open(SEGMENTS, _segment_schema())
+        self._vectors: Any = self._open(VECTORS, _vector_schema(dimension))
+
+    def _open(self, name: str, schema: pa.Schema) -> Any:
+        if name in self._db.list_tables().tables:
+            return self._db.open_table(name)
+        return self._db.create_table(name, schema=schema)
+
+    # Writing ----------------------------------------------------------------
+
+    def replace_book(
+        self, book: str, records: Sequence[SegmentRecord], search: Sequence[str]
+    ) -> None:
+        """Replace every segment of ``book`` with ``records``."""
+        self._segments.delete(f"book = {_quote(book)}")
+        if not records:
+            return
+        columns: dict[str, list[str]] = {name: [] for name in _TEXT_COLUMNS}
+        for record in records:
+            for name in _TEXT_COLUMNS:
+                value = getattr(record, name)
+                if name == "categories":
+                    value = _categories_cell(value)
+                columns[name].append(value)
+        table = pa.table({**columns, "search": list(search)}, schema=_segment_schema())
+        self._segments.add(table)
+
+    def delete_book(self, book: str) -> None:
+        self._segments.delete(f"book = {_quote(book)}")
+        self._vectors.delete(f"book = {_quote(book)}")
+
+    def vector_digests(self, book: str) -> dict[str, str]:
+        rows = (
+            self._vectors.search()
+            .where(f"book = {_quote(book)}")
+            .select(["ref", "digest"])
+            .limit(None)
+            .to_arrow()
+        )
+        return dict(
+            zip(rows["ref"].to_pylist(), rows["digest"].to_pylist(), strict=True)
+        )
+
+    def add_vectors(
+        self, records: Sequence[SegmentRecord], vectors: npt.NDArray[np.float32]
+    ) -> None:
+        """Store vectors for ``records``, replacing older vectors of the same refs."""
+        if not records:
+            return
+        refs = [r.ref for r in records]
+        self._vectors.delete(f"ref IN ({', '.join(_quote(r) for r in refs)})")
+        table = pa.table(
+            {
+                "ref": refs,
+                "book": [r.book for r in records],
+                "categories": [_categories_cell(r.categories) for r in records],
+                "digest": [r.digest for r in records],
+                "vector": list(np.asarray(vectors, dtype=np.float32)),
+            },
+            schema=_vector_schema(self.dimension),
+        )
+        self._vectors.add(table)
+
+    def delete_vectors(self, refs: Iterable[str]) -> None:
+        batch = list(refs)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start : start + 500]
+            self._vectors.delete(f"ref IN ({', '.join(_quote(r) for r in chunk)})")
+
+    def finish(self) -> None:
+        """Compact fragments and (re)build the indexes after writing."""
+        self._segments.optimize()
+        self._vectors.optimize()
+        if self._segments.count_rows():
+            self._segments.create_index(
+                "search",
+                config=FTS(
+                    base_tokenizer="simple",
+                    language="English",
+                    stem=True,
+                    remove_stop_words=True,
+                    ascii_folding=True,
+                    with_position=False,
+                ),
+                replace=True,
+            )
+            for column in ("ref", "book", "pos"):
+                self._segments.create_index(column, config=BTree(), replace=True)
+        vectors = self._vectors.count_rows()
+        if vectors:
+            self._vectors.create_index("ref", config=BTree(), replace=True)
+        if vectors >= VECTOR_INDEX_MIN_ROWS:
+            self._vectors.create_index(
+                metric="cosine",
+                vector_column_name="vector",
+                index_type="IVF_PQ",
+                num_sub_vectors=self.dimension // 8,
+                replace=True,
+            )
+
+    # Searching --------------------------------------------------------------
+
+    def keyword(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
+        """BM25 over the normalised ``search`` column."""
+        if not query.strip():
+            return []
+        search = self._segments.search(query, query_type="fts", fts_columns="search")
+        where = filter_sql(filters)
+        if where:
+            search = search.where(where, prefilter=True)
+        rows = search.select(["ref", "_score"]).limit(k).to_list()
+        return [Hit(row["ref"], float(row["_score"])) for row in rows]
+
+    def dense(
+        self, vector: npt.NDArray[np.float32], k: int, filters: Filters = Filters()
+    ) -> list[Hit]:
+        """Cosine similarity over the vectors table; the score is the cosine."""
+        if not self._vectors.count_rows():
+            return []
+        search = self._vectors.search(
+            np.asarray(vector, dtype=np.float32), vector_column_name="vector"
+        ).distance_type("cosine")
+        where = filter_sql(filters)
+        if where:
+            search = search.where(where, prefilter=True)
+        rows = search.select(["ref", "_distance"]).limit(k).to_list()
+        return [Hit(row["ref"], 1.0 - float(row["_distance"])) for row in rows]
+
+    def vectors_for(self, refs: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        if not refs:
+            return {}
+        rows = (
+            self._vectors.search()
+            .where(f"ref IN ({', '.join(_quote(r) for r in refs)})")
+            .select(["ref", "vector"])
+            .limit(len(refs))
+            .to_list()
+        )
+        return {row["ref"]: np.asarray(row["vector"], dtype=np.float32) for row in rows}
+
+    def get(self, refs: Sequence[str]) -> list[SegmentRecord]:
+        """Return records for ``refs`` in the order given; unknown refs are skipped."""
+        if not refs:
+            return []
+        rows = self._query(f"ref IN ({', '.join(_quote(r) for r in refs)})", len(refs))
+        by_ref = {row.ref: row for row in rows}
+        return [by_ref[r] for r in refs if r in by_ref]
+
+    def span(self, book: str, low: str, high: str, limit: int) -> list[SegmentRecord]:
+        where = (
+            f"book = {_quote(book)} AND pos >= {_quote(low)} AND pos < {_quote(high)}"
+        )
+        rows = self._query(where, limit)
+        return sorted(rows, key=lambda r: r.pos)
+
+    def neighbours(
+        self, record: SegmentRecord, before: int, after: int
+    ) -> tuple[list[SegmentRecord], list[SegmentRecord]]:
+        book = _quote(record.book)
+        pos = _quote(record.pos)
+        earlier = self._query(f"book = {book} AND pos < {pos}", None)
+        later = self._query(f"book = {book} AND pos > {pos}", None)
+        earlier.sort(key=lambda r: r.pos)
+        later.sort(key=lambda r: r.pos)
+        return earlier[-before:] if before else [], later[:after]
+
+    def count(self) -> int:
+        return int(self._segments.count_rows())
+
+    def vector_count(self) -> int:
+        return int(self._vectors.count_rows())
+
+    def books(self) -> list[str]:
+        rows = self._segments.search().select(["book"]).limit(None).to_arrow()
+        return sorted(set(rows["book"].to_pylist()))
+
+    def _query(self, where: str, limit: int | None) -> list[SegmentRecord]:
+        columns = list(_TEXT_COLUMNS)
+        rows = (
+            self._segments.search().where(where).select(columns).limit(limit).to_list()
+        )
+        return [_record(row) for row in rows]
+
+
+def _record(row: dict[str, Any]) -> SegmentRecord:
+    values = {name: row.get(name) or "" for name in _TEXT_COLUMNS}
+    categories = [c for c in str(values.pop("categories")).split("|") if c]
+    return SegmentRecord(categories=categories, **values)

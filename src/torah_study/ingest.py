@@ -1,0 +1,305 @@
+"""Ingestion: export files → segments → keyword index → dense vectors.
+
+Each stage is resumable. A book is rewritten only when the content hash of
+its chosen files changed, and a segment is embedded only when its text
+changed, so re-running after an interruption continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from torah_study.config import Settings
+from torah_study.embeddings import build_embeddings
+from torah_study.embeddings.base import Embeddings, Vectors
+from torah_study.index.base import SegmentRecord, position_key
+from torah_study.index.lance import LanceStore
+from torah_study.library.catalog import Book, Catalog
+from torah_study.library.export import (
+    BookText,
+    ExportError,
+    TextFile,
+    build_book_texts,
+    find_text_files,
+    read_schema_titles,
+    read_text_file,
+)
+from torah_study.library.hebrew import search_text
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "ingest-state.json"
+
+
+@dataclass
+class IngestReport:
+    """What one ingestion run did, with the time spent per stage in seconds."""
+
+    files: int = 0
+    books: int = 0
+    books_skipped: int = 0
+    segments: int = 0
+    segments_written: int = 0
+    languages: Counter[str] = field(default_factory=Counter)
+    corrupt: list[tuple[str, str]] = field(default_factory=list)
+    vectors_written: int = 0
+    vectors_total: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
+        langs = ", ".join(f"{k} {v}" for k, v in sorted(self.languages.items()))
+        lines = [
+            f"files read: {self.files} ({len(self.corrupt)} corrupt, skipped)",
+            f"books: {self.books} ({self.books_skipped} unchanged)",
+            f"segments: {self.segments} ({self.segments_written} written)",
+            f"languages (segments with text): {langs}",
+            f"vectors: {self.vectors_total} ({self.vectors_written} embedded now)",
+            f"time: {stages}",
+        ]
+        lines.extend(f"corrupt file: {path}: {error}" for path, error in self.corrupt)
+        return "\n".join(lines)
+
+
+class IngestState:
+    """Content hashes of ingested books, saved after every book."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.books: dict[str, str] = {}
+        if path.exists():
+            try:
+                self.books = json.loads(path.read_text(encoding="utf-8"))["books"]
+            except (ValueError, KeyError) as error:
+                logger.warning("Ignoring unreadable ingest state %s: %s", path, error)
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"books": self.books}), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def in_scope(book: Book, scope: Sequence[str]) -> bool:
+    """Tell whether a book is named in ``scope`` by title or category ('*' = all)."""
+    if "*" in scope:
+        return True
+    names = {book.title, *book.categories}
+    if book.base_title:
+        names.add(book.base_title)
+    return any(name in names for name in scope) if scope else False
+
+
+def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:
+    book = book_text.book
+    title_words = f"{book.title} {book.he_title}"
+    records: list[SegmentRecord] = []
+    search: list[str] = []
+    for segment in book_text.segments:
+        digest = hashlib.sha256(f"{segment.he}\x00{segment.en}".encode()).hexdigest()
+        records.append(
+            SegmentRecord(
+                ref=segment.ref.normal(),
+                book=book.title,
+                pos=position_key(segment.ref.start),
+                he=segment.he,
+                en=segment.en,
+                categories=book.categories,
+                he_version=segment.versions.get("he", ""),
+                en_version=segment.versions.get("en", ""),
+                he_license=segment.licenses.get("he", ""),
+                en_license=segment.licenses.get("en", ""),
+                digest=digest[:16],
+            )
+        )
+        search.append(search_text(f"{title_words} {segment.he} {segment.en}"))
+    return records, search
+
+
+def passage_text(record: SegmentRecord) -> str:
+    """Return the text embedded for a segment: ref, Hebrew and English together."""
+    parts = [record.ref, record.he, record.en]
+    return "\n".join(p for p in parts if p)
+
+
+def read_files(
+    paths: Sequence[Path], report: IngestReport, show: bool
+) -> list[TextFile]:
+    files: list[TextFile] = []
+    for path in tqdm(paths, desc="read", unit="file", disable=not show):
+        try:
+            files.append(read_text_file(path))
+        except (ExportError, OSError) as error:
+            logger.error("Skipping corrupt file %s: %s", path, error)
+            report.corrupt.append((str(path), str(error)))
+    report.files = len(paths)
+    return files
+
+
+def ingest(
+    settings: Settings,
+    export_dir: Path,
+    *,
+    embeddings: Embeddings | None = None,
+    show_progress: bool = True,
+) -> IngestReport:
+    """Ingest ``export_dir`` into the settings' data folder and return a report."""
+    report = IngestReport()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    state = IngestState(settings.data_dir / STATE_FILE)
+    embedder = embeddings or build_embeddings(settings)
+    store = LanceStore(settings.index_dir, dimension=embedder.dimension)
+    catalog = (
+        Catalog.load(settings.catalog_path)
+        if settings.catalog_path.exists()
+        else Catalog()
+    )
+
+    started = time.perf_counter()
+    files = read_files(find_text_files(export_dir), report, show_progress)
+    groups: dict[str, list[TextFile]] = defaultdict(list)
+    for file in files:
+        groups[file.title].append(file)
+    schema_titles = read_schema_titles(export_dir)
+    wanted = settings.books
+    report.seconds["read"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    titles = sorted(groups, key=lambda t: (groups[t][0].categories, t))
+    for order, title in enumerate(
+        tqdm(titles, desc="index", unit="book", disable=not show_progress)
+    ):
+        for book_text in build_book_texts(groups[title], order):
+            book = book_text.book
+            aliases, he_names = schema_titles.get(book.title, ([], []))
+            book.aliases, book.he_section_names = aliases, he_names
+            if wanted and not in_scope(book, wanted):
+                continue
+            report.books += 1
+            report.segments += len(book_text.segments)
+            for segment in book_text.segments:
+                report.languages.update(
+                    lang for lang in ("he", "en") if getattr(segment, lang)
+                )
+            if (
+                state.books.get(book.title) == book_text.digest
+                and book.title in catalog
+            ):
+                report.books_skipped += 1
+                continue
+            records, search = to_records(book_text)
+            store.replace_book(book.title, records, search)
+            catalog.add(book)
+            catalog.save(settings.catalog_path)
+            state.books[book.title] = book_text.digest
+            state.save()
+            report.segments_written += len(records)
+    report.seconds["parse+write"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report.vectors_written = embed_scope(
+        store, catalog, embedder, settings, show_progress=show_progress
+    )
+    report.vectors_total = store.vector_count()
+    report.seconds["embed"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    store.finish()
+    report.seconds["index"] = time.perf_counter() - started
+    return report
+
+
+def embed_scope(
+    store: LanceStore,
+    catalog: Catalog,
+    embedder: Embeddings,
+    settings: Settings,
+    *,
+    show_progress: bool = True,
+) -> int:
+    """Embed the segments of books in the dense scope whose text changed."""
+    pending: list[SegmentRecord] = []
+    for book in catalog:
+        if not in_scope(book, settings.dense_scope):
+            continue
+        known = store.vector_digests(book.title)
+        records = store.span(book.title, "", "~", limit=1_000_000)
+        current = {r.ref for r in records}
+        stale = [ref for ref in known if ref not in current]
+        if stale:
+            store.delete_vectors(stale)
+        pending.extend(r for r in records if known.get(r.ref) != r.digest)
+    if not pending:
+        return 0
+    batch_size = settings.embedding_batch_size
+    batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+    bar = tqdm(total=len(pending), desc="embed", unit="seg", disable=not show_progress)
+    written = 0
+    for records, vectors in _embed_batches(
+        batches, embedder, settings.embedding_workers
+    ):
+        store.add_vectors(records, vectors)
+        written += len(records)
+        bar.update(len(records))
+    bar.close()
+    return written
+
+
+def _embed_batches(
+    batches: list[list[SegmentRecord]], embedder: Embeddings, workers: int
+) -> Iterator[tuple[list[SegmentRecord], Vectors]]:
+    """Embed batches, in worker processes when the provider is the local model."""
+    from torah_study.embeddings.e5 import E5Embeddings
+
+    if workers <= 1 or not isinstance(embedder, E5Embeddings) or len(batches) < 2:
+        for batch in batches:
+            yield batch, embedder.embed_passages([passage_text(r) for r in batch])
+        return
+    # Each worker runs one OpenMP thread: two threads per process under load
+    # were measured to slow a single query by an order of magnitude.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker
+    ) as pool:
+        window: list[tuple[list[SegmentRecord], Future[Any]]] = []
+        for batch in batches:
+            window.append(
+                (batch, pool.submit(_embed_in_worker, [passage_text(r) for r in batch]))
+            )
+            if len(window) >= workers * 2:
+                done, future = window.pop(0)
+                yield done, future.result()
+        for done, future in window:
+            yield done, future.result()
+
+
+_worker_model: Embeddings | None = None
+
+
+def _init_worker() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _embed_in_worker(texts: list[str]) -> Vectors:
+    global _worker_model
+    if _worker_model is None:
+        from torah_study.embeddings.e5 import E5Embeddings
+
+        _worker_model = E5Embeddings()
+    return np.asarray(_worker_model.embed_passages(texts), dtype=np.float32)
+
+
+ProgressCallback = Callable[[str, int, int], None]

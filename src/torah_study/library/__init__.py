@@ -1,0 +1,1 @@
+"""The texts themselves: refs, Hebrew normalisation, export reading, the catalog."""

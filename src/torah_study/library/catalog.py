@@ -1,0 +1,365 @@
+"""Titles, aliases and the shape of every book in the ingested library.
+
+The catalog is written by ingestion and read by everything that parses refs, so
+"Genesis 51:1" can be rejected with "Genesis has 50 chapters" instead of
+returning nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torah_study.library.hebrew import strip_marks
+from torah_study.library.refs import (
+    Ref,
+    RefError,
+    daf_to_position,
+    from_hebrew_numeral,
+    position_to_daf,
+)
+
+Shape = list[Any]  # nested lists whose leaves are segment counts
+
+_EN_ADDRESS = r"\d+[ab]?(?:[:.]\d+)*(?:\s*[-\u2013]\s*\d+[ab]?(?:[:.]\d+)*)?"
+_HE_NUM = "[\u05d0-\u05ea]{1,4}[\u05f3\u05f4\"'\u2019\u201d]?[\u05d0-\u05ea]?"
+_HE_AMUD = r"(?:[.:]|\s+\u05e2[\"\u05f4']?[\u05d0\u05d1]|\s+\u05e2\u05de\u05d5\u05d3\s+[\u05d0\u05d1])"
+_HE_ADDRESS = (
+    rf"(?:\u05d3\u05e3\s+)?{_HE_NUM}{_HE_AMUD}?(?:\s*[:,]\s*{_HE_NUM}|\s+{_HE_NUM}(?=\s|$|[?.!,]))*"
+    rf"(?:\s*-\s*{_HE_NUM}(?:\s*[:,]\s*{_HE_NUM})*)?"
+)
+
+
+def title_key(title: str) -> str:
+    """Return the form titles are compared in: casefolded, no marks or quotes."""
+    plain = strip_marks(title).casefold()
+    plain = re.sub("[\"'\u05f3\u05f4\u2019\u201c\u201d.]", "", plain)
+    return re.sub(r"[\s_,]+", " ", plain).strip()
+
+
+@dataclass
+class Book:
+    """One title of the library and the structure of its text."""
+
+    title: str
+    he_title: str
+    categories: list[str]
+    section_names: list[str]
+    he_section_names: list[str] = field(default_factory=list)
+    talmud: bool = False
+    shape: Shape = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    base_title: str | None = None
+    commentator: str | None = None
+    order: int = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self.section_names)
+
+    def ref(
+        self, start: tuple[int, ...] = (), end: tuple[int, ...] | None = None
+    ) -> Ref:
+        return Ref(self.title, start, end, talmud=self.talmud)
+
+
+class Catalog:
+    """All books by title and alias, with ref parsing and validation."""
+
+    def __init__(self, books: Iterable[Book] = ()) -> None:
+        self.books: dict[str, Book] = {}
+        self._keys: dict[str, str] = {}
+        self._finder: re.Pattern[str] | None = None
+        for book in books:
+            self.add(book)
+
+    def add(self, book: Book) -> None:
+        self.books[book.title] = book
+        for name in (book.title, book.he_title, *book.aliases):
+            key = title_key(name)
+            if key:
+                # The book's own title wins over another book's alias.
+                if key not in self._keys or name == book.title:
+                    self._keys[key] = book.title
+        self._finder = None
+
+    def __contains__(self, title: str) -> bool:
+        return title in self.books
+
+    def __len__(self) -> int:
+        return len(self.books)
+
+    def __iter__(self) -> Iterator[Book]:
+        return iter(self.books.values())
+
+    # Persistence -----------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        payload = [asdict(book) for book in self.books.values()]
+        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Catalog:
+        if not path.exists():
+            raise FileNotFoundError(
+                f"No catalog at {path}: run `torah-study ingest` first."
+            )
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(Book(**item) for item in data)
+
+    # Lookup ----------------------------------------------------------------
+
+    def book(self, title: str) -> Book:
+        """Return the book for a title or alias, in English or Hebrew."""
+        found = self._keys.get(title_key(title))
+        if found is None:
+            raise RefError(f"Unknown book {title!r}: it is not in the library.")
+        return self.books[found]
+
+    def find_book(self, title: str) -> Book | None:
+        found = self._keys.get(title_key(title))
+        return self.books[found] if found else None
+
+    def books_in(self, name: str) -> list[Book]:
+        """Return the books whose title is ``name`` or whose categories include it."""
+        key = title_key(name)
+        return [
+            book
+            for book in self.books.values()
+            if title_key(book.title) == key
+            or any(title_key(c) == key for c in book.categories)
+        ]
+
+    def commentary(self, commentator: str, base_title: str) -> Book | None:
+        return self.books.get(f"{commentator} on {base_title}")
+
+    def commentators(self) -> set[str]:
+        return {b.commentator for b in self.books.values() if b.commentator}
+
+    # Parsing ---------------------------------------------------------------
+
+    def parse(self, text: str, *, validate: bool = True) -> Ref:
+        """Parse an English or Hebrew ref such as "Genesis 1:1-3" or "ברכות ב."."""
+        cleaned = " ".join(text.strip().split())
+        if not cleaned:
+            raise RefError("Empty ref: expected something like 'Genesis 1:1'.")
+        book, address = self._split_title(cleaned)
+        ref = self._parse_address(book, address)
+        if validate:
+            self.validate(ref)
+        return ref
+
+    def _split_title(self, text: str) -> tuple[Book, str]:
+        words = text.split(" ")
+        for cut in range(len(words), 0, -1):
+            book = self.find_book(" ".join(words[:cut]))
+            if book is not None:
+                return book, " ".join(words[cut:])
+        raise RefError(
+            f"Unknown book in ref {text!r}: no title in the library matches."
+        )
+
+    def _parse_address(self, book: Book, address: str) -> Ref:
+        address = address.strip()
+        if not address:
+            return book.ref()
+        if re.search("[\u05d0-\u05ea]", address):
+            return _parse_hebrew_address(book, address)
+        match = re.fullmatch(
+            r"(?P<start>\d+[ab]?(?:[:.]\d+)*)(?:\s*[-\u2013]\s*(?P<end>\d+[ab]?(?:[:.]\d+)*))?",
+            address,
+        )
+        if not match:
+            raise RefError(
+                f"Invalid address {address!r} for {book.title}: expected numbers "
+                "separated by ':' such as 1:1 or 2a:3."
+            )
+        start = _parse_english_parts(book, match.group("start").replace(".", ":"))
+        end_text = match.group("end")
+        if end_text is None:
+            return book.ref(start)
+        end_parts = end_text.replace(".", ":").split(":")
+        top_is_daf = book.talmud and len(end_parts) == len(start)
+        end_tail = tuple(
+            daf_to_position(p) if top_is_daf and i == 0 else _int(p, book)
+            for i, p in enumerate(end_parts)
+        )
+        if len(end_tail) > len(start):
+            raise RefError(
+                f"Invalid range {address!r}: the end is deeper than the start."
+            )
+        end = start[: len(start) - len(end_tail)] + end_tail
+        if end < start:
+            raise RefError(
+                f"Invalid range {address!r}: the end comes before the start."
+            )
+        return book.ref(start, end)
+
+    # Validation ------------------------------------------------------------
+
+    def validate(self, ref: Ref) -> None:
+        """Raise RefError naming the limit when ``ref`` points past the text."""
+        book = self.books[ref.book]
+        if len(ref.start) > book.depth:
+            raise RefError(
+                f"{ref.normal()} is too deep: {book.title} refs have "
+                f"{book.depth} parts ({', '.join(book.section_names)})."
+            )
+        for point in (ref.start, ref.last):
+            self._validate_point(book, point)
+
+    def _validate_point(self, book: Book, point: tuple[int, ...]) -> None:
+        level: Any = book.shape
+        for depth, position in enumerate(point):
+            name = (book.section_names[depth] or "section").lower()
+            where = book.ref(point[:depth]).normal()
+            count = len(level) if isinstance(level, list) else int(level)
+            if position < 1 or position > count:
+                raise RefError(_out_of_range(book, depth, where, name, count, position))
+            if isinstance(level, list):
+                level = level[position - 1]
+                if level in (0, []):
+                    shown = book.ref(point[: depth + 1]).normal()
+                    raise RefError(f"{shown} has no text in the library.")
+
+    # Finding refs in questions ----------------------------------------------
+
+    def find_refs(self, text: str) -> list[Ref | RefError]:
+        """Return the refs named in free text, or the error explaining a bad one.
+
+        Only a title followed by an address counts ("Genesis 1:1", "ברכות ב."),
+        so a question that merely mentions a book is searched, not looked up.
+        A commentator named before the ref ("What does Rashi say on Genesis
+        1:5?") adds the commentary ref first.
+        """
+        found: list[Ref | RefError] = []
+        for match in self._ref_finder().finditer(text):
+            title = match.group("title")
+            address = match.group("en") or match.group("he") or ""
+            book = self.find_book(title)
+            if book is None or not address.strip():
+                continue
+            if match.group("he") and not _looks_like_hebrew_address(address):
+                continue
+            try:
+                ref = self._parse_address(book, address)
+                self.validate(ref)
+            except RefError as error:
+                found.append(error)
+                continue
+            found.extend(self._commentary_refs(text[: match.start()], ref))
+            found.append(ref)
+        return found
+
+    def _commentary_refs(self, before: str, ref: Ref) -> list[Ref | RefError]:
+        refs: list[Ref | RefError] = []
+        for commentator in sorted(self.commentators()):
+            if not re.search(rf"\b{re.escape(commentator)}\b", before, re.IGNORECASE):
+                continue
+            commentary = self.commentary(commentator, ref.book)
+            if commentary is None:
+                continue
+            try:
+                candidate = commentary.ref(ref.start, ref.end)
+                self.validate(candidate)
+            except RefError as error:
+                refs.append(error)
+                continue
+            refs.append(candidate)
+        return refs
+
+    def _ref_finder(self) -> re.Pattern[str]:
+        if self._finder is None:
+            names: set[str] = set()
+            for book in self.books.values():
+                names.update((book.title, book.he_title, *book.aliases))
+            ordered = sorted((n for n in names if n), key=len, reverse=True)
+            alternatives = "|".join(re.escape(n) for n in ordered)
+            self._finder = re.compile(
+                rf"(?<![\w\u05d0-\u05ea])[\u05d5\u05d1\u05dc\u05de\u05d4]?(?P<title>{alternatives})"
+                rf"(?:\s+(?P<en>{_EN_ADDRESS})(?![\w])|\s+(?P<he>{_HE_ADDRESS}))",
+                re.IGNORECASE,
+            )
+        return self._finder
+
+
+def _out_of_range(
+    book: Book, depth: int, where: str, name: str, count: int, position: int
+) -> str:
+    if book.talmud and depth == 0:
+        last = position_to_daf(count)
+        asked = position_to_daf(position) if position >= 1 else str(position)
+        return f"{book.title} has no daf {asked}: the tractate ends at {last}."
+    plural = name if name.endswith("s") else f"{name}s"
+    noun = name if count == 1 else plural
+    return f"{where} has {count} {noun}; there is no {name} {position}."
+
+
+def _int(text: str, book: Book) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise RefError(f"Invalid number {text!r} in a ref to {book.title}.")
+    return int(text)
+
+
+def _parse_english_parts(book: Book, text: str) -> tuple[int, ...]:
+    parts = text.split(":")
+    values: list[int] = []
+    for i, part in enumerate(parts):
+        if i == 0 and book.talmud:
+            values.append(daf_to_position(part))
+        elif re.fullmatch(r"\d+", part):
+            values.append(_int(part, book))
+        else:
+            raise RefError(f"Invalid part {part!r} in a ref to {book.title}.")
+    return tuple(values)
+
+
+_STRICT_NUMERAL = re.compile(
+    "^(?:\u05ea*[\u05e7-\u05ea]?)(?:\u05d8[\u05d5\u05d6]|[\u05d9-\u05e6]?[\u05d0-\u05d8]?)$"
+)
+
+
+def _looks_like_hebrew_address(address: str) -> bool:
+    """Reject ordinary words that happen to follow a title ("בראשית ברא")."""
+    for piece in re.split(r"[\s:,.\-]+", address):
+        letters = re.sub("[\u05f3\u05f4\"'\u2019\u201d]", "", piece)
+        if not letters or letters in ("\u05d3\u05e3", "\u05e2\u05de\u05d5\u05d3"):
+            continue
+        if letters in ("\u05e2\u05d0", "\u05e2\u05d1"):
+            continue
+        final_free = letters.translate(str.maketrans("ךםןףץ", "כמנפצ"))
+        if not _STRICT_NUMERAL.match(final_free):
+            return False
+    has_mark = re.search("[\u05f3\u05f4\"':.]|\u05d3\u05e3", address) is not None
+    return has_mark or len(address.replace(" ", "")) <= 2
+
+
+def _parse_hebrew_address(book: Book, address: str) -> Ref:
+    text = address.replace("\u05d3\u05e3", " ").strip()
+    if book.talmud:
+        match = re.match(rf"({_HE_NUM}?)\s*({_HE_AMUD})?\s*(.*)$", text)
+        if not match or not match.group(1):
+            raise RefError(f"Invalid Hebrew daf {address!r} for {book.title}.")
+        number_text, amud, rest = match.group(1), match.group(2) or ".", match.group(3)
+        amud_b = amud.strip().endswith((":", "\u05d1"))
+        daf = from_hebrew_numeral(number_text.rstrip(".:"))
+        start = [daf_to_position(f"{daf}{'b' if amud_b else 'a'}")]
+        start.extend(from_hebrew_numeral(p) for p in re.split(r"[\s:,]+", rest) if p)
+        return book.ref(tuple(start))
+    halves = [h.strip() for h in text.split("-")]
+    start = tuple(from_hebrew_numeral(p) for p in re.split(r"[\s:,]+", halves[0]) if p)
+    if len(halves) == 1:
+        return book.ref(start)
+    tail = tuple(from_hebrew_numeral(p) for p in re.split(r"[\s:,]+", halves[1]) if p)
+    end = start[: len(start) - len(tail)] + tail
+    if end < start:
+        raise RefError(f"Invalid range {address!r}: the end comes before the start.")
+    return book.ref(start, end)

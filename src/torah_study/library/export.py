@@ -1,0 +1,309 @@
+"""Read a Sefaria-Export tree (``json/**/<Language>/<version>.json``) into segments.
+
+Everything is taken from inside each file (title, language, categories,
+section names, version), never from folder names, because the export's folder
+layout has changed over the years while the file format has not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torah_study.library.catalog import Book
+from torah_study.library.hebrew import strip_html
+from torah_study.library.refs import Ref
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES = ("he", "en")
+
+
+class ExportError(ValueError):
+    """Raised for a file that is not a readable Sefaria text file."""
+
+
+@dataclass
+class TextFile:
+    """One version of one book in one language, as stored in the export."""
+
+    path: Path
+    title: str
+    he_title: str
+    language: str
+    categories: list[str]
+    version_title: str
+    version_source: str
+    license: str
+    section_names: list[str]
+    text: Any
+    priority: float = 0.0
+    merged: bool = False
+    digest: str = ""
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Segment:
+    """The Hebrew and English of one ref, with where each came from."""
+
+    ref: Ref
+    he: str = ""
+    en: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    licenses: dict[str, str] = field(default_factory=dict)
+
+
+def find_text_files(export_dir: Path) -> list[Path]:
+    """List the text files of an export; ``export_dir`` may be the tree or its json/."""
+    root = export_dir / "json" if (export_dir / "json").is_dir() else export_dir
+    if not root.is_dir():
+        raise ExportError(
+            f"Export folder not found: {export_dir}. Point it at a Sefaria-Export "
+            "download (the folder that contains json/)."
+        )
+    return sorted(root.rglob("*.json"))
+
+
+def read_text_file(path: Path) -> TextFile:
+    """Read one export file; raise ExportError naming the path when it is unusable."""
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ExportError(f"{path}: invalid JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise ExportError(
+            f"{path}: expected a JSON object, found {type(data).__name__}"
+        )
+    missing = [k for k in ("title", "language", "text") if k not in data]
+    if missing:
+        raise ExportError(f"{path}: missing {', '.join(missing)}")
+    language = data["language"]
+    if language not in LANGUAGES:
+        raise ExportError(f"{path}: unsupported language {language!r}")
+    section_names = data.get("sectionNames") or _schema_section_names(data)
+    return TextFile(
+        path=path,
+        title=str(data["title"]),
+        he_title=str(data.get("heTitle") or data["title"]),
+        language=language,
+        categories=[str(c) for c in data.get("categories") or []],
+        version_title=str(data.get("versionTitle") or path.stem),
+        version_source=str(data.get("versionSource") or ""),
+        license=str(data.get("license") or "unknown"),
+        section_names=[str(s) for s in section_names],
+        text=data["text"],
+        priority=float(data.get("priority") or 0.0),
+        merged=data.get("versionTitle") == "merged",
+        digest=hashlib.sha256(raw).hexdigest(),
+        sources=[str(v[0]) for v in data.get("versions") or [] if v],
+    )
+
+
+def _schema_section_names(data: dict[str, Any]) -> list[str]:
+    schema = data.get("schema") or {}
+    names = schema.get("sectionNames")
+    if names:
+        return list(names)
+    depth = _depth(data.get("text"))
+    return ["Section"] * max(depth, 1)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+def choose_versions(files: Sequence[TextFile]) -> dict[str, TextFile]:
+    """Pick one version per language: merged.json first, then the highest priority."""
+    chosen: dict[str, TextFile] = {}
+    for file in files:
+        current = chosen.get(file.language)
+        if current is None or _rank(file) > _rank(current):
+            chosen[file.language] = file
+    return chosen
+
+
+def _rank(file: TextFile) -> tuple[bool, float, str]:
+    # Ties go to the alphabetically first version title, so runs are repeatable.
+    return (file.merged, file.priority, "~" + file.version_title[::-1])
+
+
+def walk_text(
+    text: Any, prefix: tuple[int, ...] = ()
+) -> Iterator[tuple[tuple[int, ...], str]]:
+    """Yield ``(positions, string)`` for every string in nested lists (1-based)."""
+    if isinstance(text, str):
+        yield prefix, text
+        return
+    if isinstance(text, list):
+        for index, item in enumerate(text, start=1):
+            yield from walk_text(item, (*prefix, index))
+
+
+def shape_of(text: Any, depth: int) -> Any:
+    """Return nested segment counts: ``[31, 25, …]`` for a chapter/verse book."""
+    if not isinstance(text, list):
+        return 0 if depth <= 1 else []
+    if depth <= 1:
+        return len(text)
+    return [shape_of(item, depth - 1) for item in text]
+
+
+def merge_shapes(a: Any, b: Any) -> Any:
+    """Combine the shapes of two languages, keeping the longer at each level."""
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    if isinstance(a, int) or isinstance(b, int):
+        return a if not isinstance(a, int) else b
+    length = max(len(a), len(b))
+    merged = []
+    for i in range(length):
+        left = a[i] if i < len(a) else None
+        right = b[i] if i < len(b) else None
+        merged.append(
+            right
+            if left is None
+            else left
+            if right is None
+            else merge_shapes(left, right)
+        )
+    return merged
+
+
+@dataclass
+class BookText:
+    """A book ready for indexing: its catalog entry and its segments."""
+
+    book: Book
+    segments: list[Segment]
+    digest: str
+    files: list[Path]
+
+
+def book_parts(
+    files: Sequence[TextFile],
+) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """Split complex texts (``text`` is an object) into one part per schema node."""
+    chosen = choose_versions(files)
+    parts: dict[str, dict[str, Any]] = {}
+    names: dict[str, list[str]] = {}
+    for language, file in chosen.items():
+        if isinstance(file.text, dict):
+            for node, value in file.text.items():
+                title = f"{file.title}, {node}" if node else file.title
+                parts.setdefault(title, {})[language] = value
+                names[title] = ["Section"] * max(_depth(value), 1)
+        else:
+            parts.setdefault(file.title, {})[language] = file.text
+            names[file.title] = file.section_names
+    return [(title, texts, names[title]) for title, texts in parts.items()]
+
+
+def build_book_texts(files: Sequence[TextFile], order: int = 0) -> list[BookText]:
+    """Merge the chosen Hebrew and English versions of a title into segments."""
+    chosen = choose_versions(files)
+    if not chosen:
+        return []
+    first = chosen.get("en") or chosen["he"]
+    he_file = chosen.get("he")
+    digest = hashlib.sha256(
+        "".join(sorted(f.digest for f in chosen.values())).encode()
+    ).hexdigest()
+    results: list[BookText] = []
+    for title, texts, section_names in book_parts(files):
+        talmud = bool(section_names) and section_names[0] == "Daf"
+        base, commentator = _commentary_of(title)
+        he_title = he_file.he_title if he_file else first.he_title
+        if title != first.title:
+            he_title = title
+        depth = len(section_names)
+        shape: Any = []
+        for value in texts.values():
+            shape = (
+                merge_shapes(shape, shape_of(value, depth))
+                if shape
+                else shape_of(value, depth)
+            )
+        book = Book(
+            title=title,
+            he_title=he_title,
+            categories=first.categories,
+            section_names=section_names,
+            talmud=talmud,
+            shape=shape,
+            languages=sorted(texts),
+            base_title=base,
+            commentator=commentator,
+            order=order,
+        )
+        by_position: dict[tuple[int, ...], Segment] = {}
+        for language, value in texts.items():
+            file = chosen[language]
+            for position, raw in walk_text(value):
+                if len(position) != depth:
+                    continue
+                cleaned = strip_html(raw)
+                if not cleaned:
+                    continue
+                segment = by_position.get(position)
+                if segment is None:
+                    segment = Segment(book.ref(position))
+                    by_position[position] = segment
+                setattr(segment, language, cleaned)
+                segment.versions[language] = _version_label(file)
+                segment.licenses[language] = file.license
+        segments = [by_position[p] for p in sorted(by_position)]
+        results.append(
+            BookText(book, segments, digest, [f.path for f in chosen.values()])
+        )
+    return results
+
+
+def _version_label(file: TextFile) -> str:
+    """Name the versions behind a segment; merged files list what they merged."""
+    if file.merged and file.sources:
+        return "; ".join(dict.fromkeys(file.sources))
+    return file.version_title
+
+
+def _commentary_of(title: str) -> tuple[str | None, str | None]:
+    if " on " in title:
+        commentator, base = title.split(" on ", 1)
+        return base, commentator
+    return None, None
+
+
+def read_schema_titles(export_dir: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Read title variants and Hebrew section names from ``schemas/*.json``.
+
+    Returns ``{title: (aliases, he_section_names)}``; unreadable schema files
+    are logged and skipped because aliases only widen ref matching.
+    """
+    schema_dir = export_dir / "schemas"
+    result: dict[str, tuple[list[str], list[str]]] = {}
+    if not schema_dir.is_dir():
+        return result
+    for path in sorted(schema_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            logger.warning("Skipping unreadable schema %s: %s", path, error)
+            continue
+        if not isinstance(data, dict) or "title" not in data:
+            continue
+        aliases = [*data.get("titleVariants", []), *data.get("heTitleVariants", [])]
+        schema = data.get("schema") or {}
+        aliases.extend(t["text"] for t in schema.get("titles", []) if "text" in t)
+        he_names = list(schema.get("heSectionNames") or [])
+        result[str(data["title"])] = (sorted(set(map(str, aliases))), he_names)
+    return result
