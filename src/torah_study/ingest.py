@@ -94,13 +94,19 @@ class IngestState:
 
 
 def in_scope(book: Book, scope: Sequence[str]) -> bool:
-    """Tell whether a book is named in ``scope`` by title or category ('*' = all)."""
+    """Tell whether ``scope`` names a book by title or category ('*' = all).
+
+    A commentary is in scope only when named itself, by its commentator or by
+    "Commentary": its categories include the base book's ("Torah"), and
+    naming Torah should not pull in every comment on it.
+    """
     if "*" in scope:
         return True
-    names = {book.title, *book.categories}
-    if book.base_title:
-        names.add(book.base_title)
-    return any(name in names for name in scope) if scope else False
+    if book.commentator:
+        names = {book.title, book.commentator, "Commentary"}
+    else:
+        names = {book.title, *book.categories}
+    return any(name in names for name in scope)
 
 
 def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:

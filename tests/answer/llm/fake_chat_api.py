@@ -188,7 +188,9 @@ class OpenAIHandler(_BaseHandler):
 def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[FakeChatServer]:
     """Run a server in a thread for the duration of a fixture."""
     server = FakeChatServer(handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server

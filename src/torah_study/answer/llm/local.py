@@ -104,6 +104,11 @@ class LocalModel:
         """
         with self._lock:
             llama = self._load()
+            # llama-cpp-python reuses the KV cache for a prompt prefix it has seen,
+            # and the logits then differ slightly from a full evaluation. At
+            # temperature 0 that can change the answer, so the cache is cleared
+            # and every prompt is evaluated in full.
+            llama.reset()
             try:
                 chunks = llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in messages],

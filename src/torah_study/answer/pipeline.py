@@ -1,0 +1,227 @@
+"""Question → events: sources, verified tokens, verification report, done or error.
+
+One typed event sequence serves the API (as SSE and as JSON), the CLI and the
+tests. Model output is verified one sentence at a time before it is yielded,
+so a sentence that fails verification never reaches the learner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torah_study.answer.llm.base import AnswerModel, ProviderError
+from torah_study.answer.prompts import (
+    ABSTAIN,
+    LOOKUP_INTRO,
+    RABBI,
+    SOURCES_INTRO,
+    build_messages,
+)
+from torah_study.answer.verify import Verifier, VerificationReport, split_sentences
+from torah_study.index.base import Filters
+from torah_study.library.catalog import Catalog
+from torah_study.retrieval.retriever import Passage, Retrieval, Retriever
+
+logger = logging.getLogger(__name__)
+
+QUOTE_CHARS = 220
+
+
+@dataclass
+class SourcesEvent:
+    sources: list[dict[str, Any]]
+    mode: str
+    kind: Literal["sources"] = "sources"
+
+
+@dataclass
+class TokenEvent:
+    text: str
+    kind: Literal["token"] = "token"
+
+
+@dataclass
+class VerificationEvent:
+    report: dict[str, Any]
+    kind: Literal["verification"] = "verification"
+
+
+@dataclass
+class DoneEvent:
+    answer: str
+    mode: str
+    provider: str
+    refs: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    kind: Literal["done"] = "done"
+
+
+@dataclass
+class ErrorEvent:
+    message: str
+    code: str = "internal_error"
+    kind: Literal["error"] = "error"
+
+
+Event = SourcesEvent | TokenEvent | VerificationEvent | DoneEvent | ErrorEvent
+
+
+def source_payload(number: int, passage: Passage) -> dict[str, Any]:
+    record = passage.record
+    return {
+        "n": number,
+        "ref": record.ref,
+        "he_ref": passage.he_ref,
+        "he": record.he,
+        "en": record.en,
+        "score": round(passage.score, 4),
+        "book": record.book,
+        "categories": record.categories,
+        "versions": {"he": record.he_version, "en": record.en_version},
+        "licenses": {"he": record.he_license, "en": record.en_license},
+    }
+
+
+def clip(text: str, limit: int = QUOTE_CHARS) -> str:
+    """Cut ``text`` at a word boundary and mark the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut + " \u2026"
+
+
+def sources_only_answer(
+    passages: Sequence[Passage], language: str, practical: bool, lookup: bool
+) -> str:
+    """Write the deterministic answer used when no model is available."""
+    intro = (LOOKUP_INTRO if lookup else SOURCES_INTRO)[language]
+    lines = [intro, ""]
+    for number, passage in enumerate(passages, start=1):
+        record = passage.record
+        ref = passage.he_ref if language == "he" and passage.he_ref else record.ref
+        first, second = (record.he, record.en) if language == "he" else (record.en, record.he)
+        main = first or second
+        lines.append(f"[{number}] {ref}: \u201c{clip(main)}\u201d")
+        other = second if first else ""
+        if other:
+            lines.append(f"    \u201c{clip(other)}\u201d")
+    if practical:
+        lines.extend(["", RABBI[language]])
+    return "\n".join(lines) + "\n"
+
+
+class AnswerPipeline:
+    """Runs retrieval, the answer model and verification for one question."""
+
+    def __init__(
+        self, retriever: Retriever, catalog: Catalog, model: AnswerModel | None, max_tokens: int = 512
+    ) -> None:
+        self.retriever = retriever
+        self.catalog = catalog
+        self.model = model
+        self.max_tokens = max_tokens
+
+    @property
+    def provider_name(self) -> str:
+        return self.model.name if self.model is not None else "sources-only"
+
+    def run(self, question: str, filters: Filters = Filters()) -> Iterator[Event]:
+        """Yield the events for ``question``; never raises, ends with done or error."""
+        started = time.perf_counter()
+        try:
+            retrieval = self.retriever.retrieve(question, filters)
+        except Exception as error:  # noqa: BLE001 - reported to the client as an event
+            logger.exception("Retrieval failed for %r", question)
+            yield ErrorEvent(f"Retrieval failed: {error}", "retrieval_failed")
+            return
+        passages = retrieval.passages
+        yield SourcesEvent(
+            [source_payload(n, p) for n, p in enumerate(passages, start=1)], retrieval.mode
+        )
+        language = retrieval.analysis.language
+        timings = dict(retrieval.timings)
+        try:
+            answer, report, provider, first_token = yield from self._answer(retrieval, language)
+        except Exception as error:  # noqa: BLE001 - reported to the client as an event
+            logger.exception("Answering failed for %r", question)
+            yield ErrorEvent(f"Answering failed: {error}", "answer_failed")
+            return
+        yield VerificationEvent(report.as_dict())
+        if first_token is not None:
+            timings["first_token"] = first_token - started
+        timings["total"] = time.perf_counter() - started
+        refs = [p.record.ref for p in passages]
+        yield DoneEvent(answer, retrieval.mode, provider, refs, timings)
+
+    def _answer(
+        self, retrieval: Retrieval, language: str
+    ) -> Iterator[Event] | Any:
+        passages = retrieval.passages
+        verifier = Verifier(self.catalog, passages)
+        practical = retrieval.analysis.practical
+        if retrieval.mode in ("invalid_ref", "abstain"):
+            text = retrieval.message if retrieval.mode == "invalid_ref" else ABSTAIN[language]
+            if retrieval.mode == "abstain" and retrieval.message.endswith("library."):
+                text = f"{retrieval.message} {ABSTAIN[language]}"
+            yield TokenEvent(text)
+            return text, verifier.report, "none", time.perf_counter()
+
+        lookup = retrieval.mode == "lookup"
+        if self.model is None or lookup:
+            text = sources_only_answer(passages, language, practical, lookup)
+            kept, first = yield from self._emit_verified(text, verifier)
+            return kept, verifier.report, "sources-only", first
+
+        messages = build_messages(retrieval.analysis.text, language, passages)
+        try:
+            pieces = self.model.stream(messages, max_tokens=self.max_tokens)
+            kept, first = yield from self._emit_verified(pieces, verifier)
+        except ProviderError as error:
+            logger.error("Answer model %s failed: %s", self.model.name, error)
+            verifier.report.fallback = True
+            text = sources_only_answer(passages, language, practical, False)
+            kept, first = yield from self._emit_verified(text, verifier)
+            return kept, verifier.report, "sources-only", first
+        if practical and RABBI[language] not in kept:
+            tail = "\n\n" + RABBI[language]
+            yield TokenEvent(tail)
+            kept += tail
+        if not verifier.report.citations:
+            # Nothing cited survived verification: show the sources themselves.
+            verifier.report.fallback = True
+            fallback = ("\n\n" if kept else "") + sources_only_answer(
+                passages, language, practical and RABBI[language] not in kept, False
+            )
+            yield TokenEvent(fallback)
+            kept += fallback
+        return kept, verifier.report, self.model.name, first
+
+    def _emit_verified(
+        self, source: str | Iterator[str], verifier: Verifier
+    ) -> Iterator[Event] | Any:
+        """Yield verified sentences as they complete; return the text and first time."""
+        pieces = iter([source]) if isinstance(source, str) else source
+        buffer = ""
+        kept = ""
+        first: float | None = None
+        for piece in pieces:
+            buffer += piece
+            sentences = split_sentences(buffer)
+            # The last piece may be an unfinished sentence: keep it buffered.
+            complete, buffer = sentences[:-1], sentences[-1] if sentences else ""
+            for sentence in complete:
+                if verifier.accept(sentence):
+                    first = first or time.perf_counter()
+                    kept += sentence
+                    yield TokenEvent(sentence)
+        if buffer and verifier.accept(buffer):
+            first = first or time.perf_counter()
+            kept += buffer
+            yield TokenEvent(buffer)
+        return kept, first
+
+

@@ -1,0 +1,170 @@
+"""Verification of an answer before the learner sees it.
+
+The policy fails closed: a sentence is shown only when every citation marker
+in it points to a given source, every ref it names resolves and was retrieved,
+and every quoted span occurs in the cited text after normalisation. Sentences
+that fail are removed and listed in the report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torah_study.library.catalog import Catalog
+from torah_study.library.hebrew import normalize
+from torah_study.library.refs import Ref, RefError
+from torah_study.retrieval.retriever import Passage
+
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]")
+_QUOTE = re.compile(
+    r"\"([^\"]{3,}?)\"|\u201c([^\u201d]{3,}?)\u201d|\u05f4([^\u05f4]{3,}?)\u05f4|\u00ab([^\u00bb]{3,}?)\u00bb"
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?:\u05c3])\s+|\n+")
+# A quote of one or two words is a phrase, not a claim about the source text.
+MIN_QUOTE_WORDS = 3
+
+
+@dataclass
+class Removed:
+    text: str
+    reason: str
+
+
+@dataclass
+class VerificationReport:
+    """What verification checked and removed; ``passed`` means nothing was removed."""
+
+    sentences: int = 0
+    citations: list[int] = field(default_factory=list)
+    refs_checked: list[str] = field(default_factory=list)
+    quotes_checked: int = 0
+    removed: list[Removed] = field(default_factory=list)
+    fallback: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return not self.removed and not self.fallback
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "sentences": self.sentences,
+            "citations": sorted(set(self.citations)),
+            "refs_checked": self.refs_checked,
+            "quotes_checked": self.quotes_checked,
+            "removed": [{"text": r.text, "reason": r.reason} for r in self.removed],
+            "fallback": self.fallback,
+        }
+
+
+def _inside_quote(text: str) -> bool:
+    curly = text.count("\u201c") - text.count("\u201d")
+    return curly > 0 or text.count('"') % 2 == 1 or text.count("\u05f4") % 2 == 1
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text after sentence punctuation or newlines, keeping the separators.
+
+    A break inside an open quotation is skipped unless it is a newline, so a
+    quote is checked as a whole.
+    """
+    pieces: list[str] = []
+    last = 0
+    for match in _SENTENCE_END.finditer(text):
+        if "\n" not in match.group() and _inside_quote(text[last : match.start()]):
+            continue
+        pieces.append(text[last : match.end()])
+        last = match.end()
+    if last < len(text):
+        pieces.append(text[last:])
+    return pieces
+
+
+def cited_numbers(text: str) -> list[int]:
+    numbers: list[int] = []
+    for match in _CITATION.finditer(text):
+        for part in re.split(r"\s*[,;]\s*", match.group(1)):
+            bounds = re.split(r"\s*[\u2013-]\s*", part)
+            if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
+                numbers.extend(range(int(bounds[0]), int(bounds[1]) + 1))
+            elif part.strip().isdigit():
+                numbers.append(int(part))
+    return numbers
+
+
+def quoted_spans(text: str) -> list[str]:
+    return [next(g for g in m.groups() if g) for m in _QUOTE.finditer(text)]
+
+
+class Verifier:
+    """Checks sentences of an answer against the passages it was given."""
+
+    def __init__(self, catalog: Catalog, passages: Sequence[Passage]) -> None:
+        self.catalog = catalog
+        self.passages = list(passages)
+        self.report = VerificationReport()
+        self._given: list[Ref] = []
+        for passage in self.passages:
+            try:
+                self._given.append(catalog.parse(passage.record.ref, validate=False))
+            except RefError:
+                continue
+        self._texts = [
+            normalize(f"{p.record.he} {p.record.en}") for p in self.passages
+        ]
+
+    def check(self, sentence: str) -> str | None:
+        """Return why ``sentence`` must be removed, or None when it is sound."""
+        numbers = cited_numbers(sentence)
+        for number in numbers:
+            if not 1 <= number <= len(self.passages):
+                return f"cites [{number}], but only {len(self.passages)} sources were given"
+        # Refs inside a quotation belong to the source, not to the answer.
+        unquoted = _QUOTE.sub(" ", sentence)
+        for found in self.catalog.find_refs(unquoted):
+            if isinstance(found, RefError):
+                return f"names an invalid ref: {found}"
+            self.report.refs_checked.append(found.normal())
+            if not self._was_retrieved(found):
+                return f"names {found.normal()}, which was not among the sources"
+        pool = [self._texts[n - 1] for n in numbers] or self._texts
+        for quote in quoted_spans(sentence):
+            # An ellipsis marks omitted words, so each part is matched alone.
+            for part in re.split(r"\u2026|\.\.\.", quote):
+                words = normalize(part).split()
+                if len(words) < MIN_QUOTE_WORDS:
+                    continue
+                self.report.quotes_checked += 1
+                if not any(" ".join(words) in text for text in pool):
+                    return (
+                        f"quotes \u201c{quote.strip()}\u201d, which is not in the "
+                        "cited text"
+                    )
+        return None
+
+    def accept(self, sentence: str) -> bool:
+        """Check ``sentence``, record the outcome, and tell whether to show it."""
+        if not sentence.strip():
+            return True
+        self.report.sentences += 1
+        reason = self.check(sentence)
+        if reason is not None:
+            self.report.removed.append(Removed(sentence.strip(), reason))
+            return False
+        self.report.citations.extend(cited_numbers(sentence))
+        return True
+
+    def _was_retrieved(self, ref: Ref) -> bool:
+        return any(
+            given.contains(ref) or ref.contains(given) for given in self._given
+        )
+
+
+def verify_text(catalog: Catalog, passages: Sequence[Passage], text: str) -> tuple[str, VerificationReport]:
+    """Verify a whole answer at once; return the kept text and the report."""
+    verifier = Verifier(catalog, passages)
+    kept = [s for s in split_sentences(text) if verifier.accept(s)]
+    return "".join(kept), verifier.report

@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI application and routes."""

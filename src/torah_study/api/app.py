@@ -1,0 +1,207 @@
+"""FastAPI application: health, chat (JSON and SSE), search and texts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from torah_study import __version__
+from torah_study.answer.pipeline import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    SourcesEvent,
+    TokenEvent,
+    VerificationEvent,
+    source_payload,
+)
+from torah_study.api.schemas import (
+    ChatRequest,
+    ChatResponse,
+    SearchResponse,
+    SegmentOut,
+    TextResponse,
+)
+from torah_study.config import Settings, get_settings
+from torah_study.index.base import Filters, SegmentRecord
+from torah_study.library.refs import RefError
+from torah_study.service import Services, build_services
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app; ``services`` lets tests inject a pipeline with a test model."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = services or await run_in_threadpool(build_services, settings)
+        app.state.services = built
+        logger.info(
+            "Serving %d segments (%d with vectors), answers by %s",
+            built.store.count(),
+            built.store.vector_count(),
+            built.pipeline.provider_name,
+        )
+        yield
+        logger.info("Stopping")
+
+    app = FastAPI(title="Torah Study", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    _add_routes(app)
+    return app
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _filters(body: ChatRequest) -> Filters:
+    return Filters(tuple(body.books), tuple(body.categories))
+
+
+def _segment(services: Services, record: SegmentRecord) -> SegmentOut:
+    he_ref = ""
+    try:
+        ref = services.catalog.parse(record.ref, validate=False)
+        he_ref = ref.hebrew(services.catalog.books[ref.book].he_title)
+    except RefError:
+        pass
+    return SegmentOut(
+        ref=record.ref,
+        he_ref=he_ref,
+        he=record.he,
+        en=record.en,
+        versions={"he": record.he_version, "en": record.en_version},
+        licenses={"he": record.he_license, "en": record.en_license},
+    )
+
+
+def _encode(event: Event) -> dict[str, str]:
+    """Turn a pipeline event into an SSE message with a JSON data field."""
+    payload: Any
+    if isinstance(event, TokenEvent):
+        payload = event.text
+    elif isinstance(event, SourcesEvent):
+        payload = {"sources": event.sources, "mode": event.mode}
+    elif isinstance(event, VerificationEvent):
+        payload = event.report
+    else:
+        payload = {k: v for k, v in asdict(event).items() if k != "kind"}
+    return {"event": event.kind, "data": json.dumps(payload, ensure_ascii=False)}
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.get("/health")
+    def health(services: ServicesDep) -> dict[str, Any]:
+        """Report that the service is up and what it serves."""
+        return {
+            "status": "ok",
+            "version": __version__,
+            "segments": services.store.count(),
+            "vectors": services.store.vector_count(),
+            "books": len(services.catalog),
+            "answer_provider": services.pipeline.provider_name,
+            "embeddings": services.embeddings.name,
+        }
+
+    @app.post("/chat", response_model=ChatResponse)
+    def chat(body: ChatRequest, services: ServicesDep) -> ChatResponse:
+        """Answer a question and return the whole answer as JSON."""
+        sources: list[dict[str, Any]] = []
+        verification: dict[str, Any] = {}
+        for event in services.pipeline.run(body.question, _filters(body)):
+            if isinstance(event, SourcesEvent):
+                sources = event.sources
+            elif isinstance(event, VerificationEvent):
+                verification = event.report
+            elif isinstance(event, ErrorEvent):
+                raise HTTPException(status_code=502, detail=event.message)
+            elif isinstance(event, DoneEvent):
+                return ChatResponse(
+                    answer=event.answer,
+                    mode=event.mode,
+                    provider=event.provider,
+                    sources=sources,
+                    verification=verification,
+                    refs=event.refs,
+                    timings=event.timings,
+                )
+        raise HTTPException(status_code=500, detail="The answer ended without a result.")
+
+    @app.post("/chat/stream")
+    async def chat_stream(body: ChatRequest, services: ServicesDep) -> EventSourceResponse:
+        """Stream the answer as server-sent events (sources, token…, verification, done)."""
+        events: Iterator[Event] = services.pipeline.run(body.question, _filters(body))
+
+        async def messages() -> AsyncIterator[dict[str, str]]:
+            async for event in iterate_in_threadpool(events):
+                yield _encode(event)
+
+        return EventSourceResponse(
+            messages(),
+            ping=app.state.settings.keepalive_seconds,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/search", response_model=SearchResponse)
+    def search(
+        services: ServicesDep,
+        q: Annotated[str, Query(min_length=1, max_length=2000)],
+        book: Annotated[list[str] | None, Query()] = None,
+        category: Annotated[list[str] | None, Query()] = None,
+    ) -> SearchResponse:
+        """Return ranked passages for a query without writing an answer."""
+        if not q.strip():
+            raise HTTPException(status_code=422, detail="q must not be blank")
+        filters = Filters(tuple(book or ()), tuple(category or ()))
+        result = services.retriever.retrieve(q.strip(), filters)
+        return SearchResponse(
+            query=q,
+            mode=result.mode,
+            message=result.message,
+            results=[source_payload(n, p) for n, p in enumerate(result.passages, start=1)],
+            timings=result.timings,
+        )
+
+    @app.get("/texts/{ref:path}", response_model=TextResponse)
+    def text(
+        ref: str,
+        services: ServicesDep,
+        context: Annotated[int, Query(ge=0, le=20)] = 2,
+    ) -> TextResponse:
+        """Return the Hebrew and English of a ref with neighbouring segments."""
+        try:
+            parsed = services.catalog.parse(ref)
+        except RefError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from error
+        records = services.retriever.lookup(parsed)
+        if not records:
+            raise HTTPException(
+                status_code=404, detail=f"{parsed.normal()} has no text in the library."
+            )
+        before, _ = services.store.neighbours(records[0], context, 0)
+        _, after = services.store.neighbours(records[-1], 0, context)
+        book = services.catalog.books[parsed.book]
+        return TextResponse(
+            ref=parsed.normal(),
+            he_ref=parsed.hebrew(book.he_title),
+            book=book.title,
+            categories=book.categories,
+            segments=[_segment(services, r) for r in records],
+            before=[_segment(services, r) for r in before],
+            after=[_segment(services, r) for r in after],
+        )

@@ -1,0 +1,299 @@
+"""The ``torah-study`` command line: library fetch, ingest, models, search, ask, eval, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torah_study.config import Settings
+
+logger = logging.getLogger("torah_study")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "provider", None):
+        overrides["llm_provider"] = args.provider
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from torah_study.library.fetch import FetchError, FileProgress, fetch_books
+
+    bar = tqdm(desc="fetch", unit="file")
+
+    def progress(event: FileProgress) -> None:
+        bar.total = event.total
+        bar.update(1)
+
+    try:
+        report = fetch_books(args.titles, args.dest, base_url=args.base_url, progress=progress)
+    except FetchError as error:
+        bar.close()
+        return _fail(str(error))
+    bar.close()
+    print(
+        f"books: {len(report.books)}, downloaded: {len(report.downloaded)}, "
+        f"skipped: {len(report.skipped)}, bytes: {report.bytes_downloaded}"
+    )
+    for title, languages in report.missing_languages.items():
+        print(f"missing {', '.join(languages)} for {title}")
+    for title, reason in report.failed.items():
+        print(f"failed: {title}: {reason}", file=sys.stderr)
+    print(f"export folder: {args.dest}")
+    return 0 if report.ok else 1
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from torah_study.ingest import ingest
+    from torah_study.library.export import ExportError
+
+    settings = _settings(args)
+    updates: dict[str, object] = {}
+    if args.books:
+        updates["books"] = tuple(args.books)
+    if args.dense_scope:
+        updates["dense_scope"] = tuple(args.dense_scope)
+    settings = settings.model_copy(update=updates)
+    export_dir = args.export_dir or settings.export_dir
+    if export_dir is None:
+        return _fail(
+            "no export folder: pass --export-dir or set TORAH_STUDY_EXPORT_DIR "
+            "(download one with `torah-study library fetch`)."
+        )
+    try:
+        report = ingest(settings, Path(export_dir), show_progress=not args.quiet)
+    except ExportError as error:
+        return _fail(str(error))
+    print(report.summary())
+    print(f"library stored in {settings.data_dir}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from torah_study.answer.llm.weights import WeightsError, fetch_model
+
+    settings = _settings(args)
+    try:
+        path = fetch_model(args.name, settings.models_dir, progress=print)
+    except WeightsError as error:
+        return _fail(str(error))
+    print(path)
+    return 0
+
+
+def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from torah_study.service import build_services
+
+    return build_services(_settings(args))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from torah_study.index.base import Filters
+    from torah_study.service import NotIngestedError
+
+    try:
+        services = _services(args)
+    except NotIngestedError as error:
+        return _fail(str(error))
+    result = services.retriever.retrieve(
+        args.query, Filters(tuple(args.book or ()), tuple(args.category or ()))
+    )
+    if result.message:
+        print(result.message)
+    for number, passage in enumerate(result.passages, start=1):
+        record = passage.record
+        print(f"[{number}] {record.ref}  {passage.he_ref}  score {passage.score:.3f}")
+        if record.he:
+            print(f"    {record.he[:200]}")
+        if record.en:
+            print(f"    {record.en[:200]}")
+    timings = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
+    print(f"({result.mode}; {timings})")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from torah_study.answer.pipeline import (
+        DoneEvent,
+        ErrorEvent,
+        SourcesEvent,
+        TokenEvent,
+        VerificationEvent,
+    )
+    from torah_study.index.base import Filters
+    from torah_study.service import NotIngestedError
+
+    try:
+        services = _services(args)
+    except NotIngestedError as error:
+        return _fail(str(error))
+    question = " ".join(args.question).strip()
+    if not question:
+        return _fail("the question is blank.")
+    filters = Filters(tuple(args.book or ()), tuple(args.category or ()))
+    for event in services.pipeline.run(question, filters):
+        if isinstance(event, SourcesEvent):
+            if event.sources:
+                print("Sources:")
+                for source in event.sources:
+                    print(f"  [{source['n']}] {source['ref']}  {source['he_ref']}")
+                print()
+        elif isinstance(event, TokenEvent):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, VerificationEvent):
+            print()
+            removed = event.report.get("removed", [])
+            state = "passed" if event.report.get("passed") else f"removed {len(removed)}"
+            print(f"\n(verification {state}", end="")
+        elif isinstance(event, DoneEvent):
+            print(f"; answered by {event.provider})")
+        elif isinstance(event, ErrorEvent):
+            return _fail(event.message)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from torah_study.evaluation import EvalFileError, evaluate, load_questions
+    from torah_study.service import NotIngestedError
+
+    try:
+        questions = load_questions(args.file)
+        services = _services(args)
+    except (EvalFileError, OSError, NotIngestedError) as error:
+        return _fail(str(error))
+    report = evaluate(services, questions, k=args.k)
+    for outcome in report.outcomes:
+        mark = "ok  " if outcome.correct else "MISS"
+        rank = outcome.first_hit or "-"
+        print(
+            f"{mark} {outcome.question.id:>5} {outcome.question.kind:<12} "
+            f"rank {rank!s:>2} {outcome.mode:<11} {outcome.question.question[:60]}"
+        )
+    metrics = report.metrics()
+    print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    if args.output:
+        rows = [
+            {
+                "id": o.question.id,
+                "kind": o.question.kind,
+                "mode": o.mode,
+                "refs": o.refs,
+                "first_hit": o.first_hit,
+                "correct": o.correct,
+                "seconds": round(o.seconds, 3),
+            }
+            for o in report.outcomes
+        ]
+        args.output.write_text(
+            json.dumps({"metrics": metrics, "questions": rows}, indent=2, ensure_ascii=False),
+            encoding="utf-8",
+        )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from torah_study.api.app import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if not settings.catalog_path.exists():
+        return _fail(f"No library in {settings.data_dir}: run `torah-study ingest` first.")
+    print(f"Torah Study is starting on http://{host}:{port}/", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torah-study", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, help="folder for the index and models")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    library = commands.add_parser("library", help="manage the text export")
+    library_commands = library.add_subparsers(dest="library_command", required=True)
+    fetch = library_commands.add_parser("fetch", help="download books from Sefaria's export")
+    fetch.add_argument("titles", nargs="+", help="book titles or categories, e.g. Torah")
+    fetch.add_argument("--dest", type=Path, required=True, help="export folder to write")
+    from torah_study.library.fetch import DEFAULT_EXPORT_URL
+
+    fetch.add_argument("--base-url", default=DEFAULT_EXPORT_URL, help="export tree URL")
+    fetch.set_defaults(handler=cmd_fetch)
+
+    ingest = commands.add_parser("ingest", help="read an export into the index")
+    ingest.add_argument("--export-dir", type=Path, help="Sefaria-Export folder")
+    ingest.add_argument("--books", nargs="*", help="only these titles or categories")
+    ingest.add_argument(
+        "--dense-scope", nargs="*", help="titles or categories to embed ('*' for all)"
+    )
+    ingest.add_argument("--quiet", action="store_true", help="hide progress bars")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    models = commands.add_parser("models", help="fetch local answer model weights")
+    models.add_argument("name", nargs="?", default="qwen2.5-0.5b", help="model name")
+    models.set_defaults(handler=cmd_models)
+
+    search = commands.add_parser("search", help="show ranked passages for a query")
+    search.add_argument("query")
+    search.add_argument("--book", action="append", help="restrict to a book (repeatable)")
+    search.add_argument("--category", action="append", help="restrict to a category")
+    search.set_defaults(handler=cmd_search)
+
+    ask = commands.add_parser("ask", help="ask a question and stream the answer")
+    ask.add_argument("question", nargs="+")
+    ask.add_argument("--book", action="append", help="restrict to a book (repeatable)")
+    ask.add_argument("--category", action="append", help="restrict to a category")
+    ask.add_argument(
+        "--provider",
+        choices=["auto", "local", "sources", "gemini", "openai"],
+        help="answer model (default: the setting, auto)",
+    )
+    ask.set_defaults(handler=cmd_ask)
+
+    evaluation = commands.add_parser("eval", help="score retrieval on a JSONL question set")
+    evaluation.add_argument("file", type=Path)
+    evaluation.add_argument("--k", type=int, default=5, help="cut-off for recall@k")
+    evaluation.add_argument("--output", type=Path, help="write per-question results as JSON")
+    evaluation.add_argument(
+        "--provider",
+        choices=["auto", "local", "sources", "gemini", "openai"],
+        default="sources",
+        help="answer model for the run (default: sources, which is deterministic)",
+    )
+    evaluation.set_defaults(handler=cmd_eval)
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""What a question asks for: its language, the refs it names, its search terms."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from torah_study.library.catalog import Catalog
+from torah_study.library.hebrew import hebrew_ratio, normalize, prefix_variants
+from torah_study.library.refs import Ref, RefError
+
+# Question words that carry no content; BM25 would otherwise reward passages
+# that happen to contain "where" or "say".
+_EN_STOP = frozenset(
+    """a an and are as at be by can could did do does for from had has have he her
+    him his how i if in is it its me my of on or our say says said she should so
+    tell that the their them then there these they this to us was we were what
+    when where which who whom whose why will with would you your show find
+    mention mentions story verse passage text""".split()
+)
+_HE_STOP = frozenset(
+    "מה מי איפה היכן איך למה מדוע האם של את על אל עם זה זו גם כי אשר".split()
+)
+_PRACTICAL = re.compile(
+    r"\b(can i|may i|am i allowed|is it (?:permitted|allowed|forbidden|ok|okay)|"
+    r"should i|must i|do i have to|is it halakhically)\b|"
+    "(?:\u05de\u05d5\u05ea\u05e8|\u05d0\u05e1\u05d5\u05e8|\u05d4\u05d0\u05dd \u05de\u05d5\u05ea\u05e8|\u05de\u05d5\u05ea\u05e8 \u05dc\u05d9)",
+    re.IGNORECASE,
+)
+_NAMED_WORK = re.compile(
+    r"\b(?i:what does (?:the )?)(?P<name>[A-Z][\w'\-]*(?: [A-Z][\w'\-]*)*) (?i:say|teach|write)",
+)
+
+
+@dataclass
+class QueryAnalysis:
+    """The parts of a question that retrieval and answering act on."""
+
+    text: str
+    language: str
+    refs: list[Ref] = field(default_factory=list)
+    ref_errors: list[str] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
+    practical: bool = False
+    unknown_work: str | None = None
+
+
+def detect_language(text: str) -> str:
+    """Return "he" when most letters are Hebrew, else "en"."""
+    return "he" if hebrew_ratio(text) > 0.5 else "en"
+
+
+def content_terms(text: str) -> list[str]:
+    """Return the normalised content words of a question, in order, without repeats."""
+    terms: list[str] = []
+    for token in normalize(text).split():
+        if token in _EN_STOP or token in _HE_STOP or len(token) < 2:
+            continue
+        if token not in terms:
+            terms.append(token)
+    return terms
+
+
+def keyword_query(terms: list[str]) -> str:
+    """Build the BM25 query: each term plus its Hebrew prefix-stripped variants."""
+    words: list[str] = []
+    for term in terms:
+        words.append(term)
+        words.extend(prefix_variants(term))
+    return " ".join(dict.fromkeys(words))
+
+
+def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
+    """Find refs, language, practical intent and search terms in a question."""
+    analysis = QueryAnalysis(text=question, language=detect_language(question))
+    for found in catalog.find_refs(question):
+        if isinstance(found, RefError):
+            analysis.ref_errors.append(str(found))
+        elif found not in analysis.refs:
+            analysis.refs.append(found)
+    analysis.terms = content_terms(question)
+    analysis.practical = _PRACTICAL.search(question) is not None
+    match = _NAMED_WORK.search(question)
+    if match and not analysis.refs:
+        name = match.group("name")
+        known = catalog.find_book(name) or catalog.books_in(name)
+        is_commentator = name in catalog.commentators()
+        if not known and not is_commentator and name.lower() not in _GENERIC_NAMES:
+            analysis.unknown_work = name
+    return analysis
+
+
+# Names a learner uses for the library as a whole or its big parts, which are
+# never book titles but are still answerable.
+_GENERIC_NAMES = frozenset(
+    "torah bible tanakh tanach talmud gemara mishnah mishna halakhah halacha "
+    "midrash god moses rabbi rabbis sages judaism jewish law".split()
+)

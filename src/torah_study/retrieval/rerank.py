@@ -1,0 +1,153 @@
+"""Second stage: rescore the fused candidates and keep the best few.
+
+The offline scorer blends three signals into a 0–1 relevance score that the
+gate can threshold: the dense cosine between question and passage, the share
+of the question's content words found in the passage, and the BM25 score
+relative to the best candidate. No cross-encoder ships its weights in a
+package registry, so this scorer stands in for one; Cohere rerank is the
+remote option.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from torah_study.embeddings.base import Embeddings
+from torah_study.index.base import SegmentRecord
+from torah_study.library.hebrew import normalize, prefix_variants
+from torah_study.retrieval.hybrid import Candidate
+
+logger = logging.getLogger(__name__)
+
+# multilingual-e5 cosines sit in a narrow band (about 0.75 for unrelated text
+# to 0.92 for a paraphrase), so they are stretched to 0–1 over that band.
+COSINE_FLOOR = 0.78
+COSINE_CEILING = 0.90
+WEIGHTS = {"dense": 0.55, "coverage": 0.30, "bm25": 0.15}
+# Candidates without a stored vector are embedded on the fly, up to this many,
+# because each costs tens of milliseconds on a CPU.
+MAX_ON_THE_FLY = 8
+ON_THE_FLY_CHARS = 600
+
+
+@dataclass
+class Scored:
+    """A candidate with its record and its relevance score (0–1)."""
+
+    candidate: Candidate
+    record: SegmentRecord
+    score: float
+    dense: float | None = None
+    coverage: float = 0.0
+
+
+class Reranker(Protocol):
+    name: str
+
+    def rerank(
+        self,
+        question: str,
+        terms: Sequence[str],
+        query_vector: npt.NDArray[np.float32] | None,
+        candidates: Sequence[tuple[Candidate, SegmentRecord]],
+        vectors: dict[str, npt.NDArray[np.float32]],
+    ) -> list[Scored]: ...
+
+
+def term_coverage(terms: Sequence[str], record: SegmentRecord) -> float:
+    """Return the share of ``terms`` present in the passage (prefixes ignored)."""
+    if not terms:
+        return 0.0
+    words = set(normalize(f"{record.ref} {record.he} {record.en}").split())
+    for word in list(words):
+        words.update(prefix_variants(word))
+    found = sum(1 for term in terms if term in words or set(prefix_variants(term)) & words)
+    return found / len(terms)
+
+
+class OfflineReranker:
+    """Blend of dense cosine, term coverage and relative BM25 (see module doc)."""
+
+    name = "offline"
+
+    def __init__(self, embeddings: Embeddings | None) -> None:
+        self._embeddings = embeddings
+
+    def rerank(
+        self,
+        question: str,
+        terms: Sequence[str],
+        query_vector: npt.NDArray[np.float32] | None,
+        candidates: Sequence[tuple[Candidate, SegmentRecord]],
+        vectors: dict[str, npt.NDArray[np.float32]],
+    ) -> list[Scored]:
+        vectors = dict(vectors)
+        if query_vector is not None and self._embeddings is not None:
+            missing = [r for _, r in candidates if r.ref not in vectors][:MAX_ON_THE_FLY]
+            if missing:
+                texts = [f"{r.ref}\n{r.he}\n{r.en}"[:ON_THE_FLY_CHARS] for r in missing]
+                fresh = self._embeddings.embed_passages(texts)
+                vectors.update({r.ref: v for r, v in zip(missing, fresh, strict=True)})
+        best_bm25 = max((c.keyword_score or 0.0 for c, _ in candidates), default=0.0)
+        scored: list[Scored] = []
+        for candidate, record in candidates:
+            dense = None
+            if query_vector is not None and record.ref in vectors:
+                dense = float(np.dot(query_vector, vectors[record.ref]))
+            coverage = term_coverage(terms, record)
+            bm25 = (candidate.keyword_score or 0.0) / best_bm25 if best_bm25 else 0.0
+            stretched = (
+                min(max((dense - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR), 0.0), 1.0)
+                if dense is not None
+                else 0.0
+            )
+            score = (
+                WEIGHTS["dense"] * stretched
+                + WEIGHTS["coverage"] * coverage
+                + WEIGHTS["bm25"] * bm25
+            )
+            scored.append(Scored(candidate, record, score, dense, coverage))
+        return sorted(scored, key=lambda s: s.score, reverse=True)
+
+
+class CohereReranker:
+    """Cohere's rerank endpoint through the official client."""
+
+    name = "cohere"
+
+    def __init__(self, api_key: str, model: str, base_url: str | None = None) -> None:
+        import cohere
+
+        self._client = cohere.ClientV2(api_key=api_key, base_url=base_url)
+        self._model = model
+
+    def rerank(
+        self,
+        question: str,
+        terms: Sequence[str],
+        query_vector: npt.NDArray[np.float32] | None,
+        candidates: Sequence[tuple[Candidate, SegmentRecord]],
+        vectors: dict[str, npt.NDArray[np.float32]],
+    ) -> list[Scored]:
+        if not candidates:
+            return []
+        documents = [f"{r.ref}\n{r.he}\n{r.en}" for _, r in candidates]
+        response = self._client.rerank(
+            model=self._model, query=question, documents=documents
+        )
+        scored = [
+            Scored(
+                candidates[result.index][0],
+                candidates[result.index][1],
+                float(result.relevance_score),
+                coverage=term_coverage(terms, candidates[result.index][1]),
+            )
+            for result in response.results
+        ]
+        return sorted(scored, key=lambda s: s.score, reverse=True)

@@ -1,0 +1,166 @@
+"""Question → passages: direct ref lookup, or hybrid search, rerank and gate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torah_study.embeddings.base import Embeddings
+from torah_study.index.base import Filters, SegmentRecord, position_key, position_upper_bound
+from torah_study.index.lance import LanceStore
+from torah_study.library.catalog import Catalog
+from torah_study.library.refs import Ref
+from torah_study.retrieval.gate import apply_gate
+from torah_study.retrieval.hybrid import reciprocal_rank_fusion
+from torah_study.retrieval.query import QueryAnalysis, analyze, keyword_query
+from torah_study.retrieval.rerank import Reranker
+
+logger = logging.getLogger(__name__)
+
+# A lookup of a whole chapter or daf returns at most this many segments.
+MAX_LOOKUP_SEGMENTS = 60
+
+
+@dataclass
+class Passage:
+    """A retrieved segment with the evidence that ranked it."""
+
+    record: SegmentRecord
+    score: float
+    he_ref: str = ""
+    keyword_rank: int | None = None
+    dense_rank: int | None = None
+
+
+@dataclass
+class Retrieval:
+    """The outcome of retrieval for one question."""
+
+    analysis: QueryAnalysis
+    mode: Literal["lookup", "search", "invalid_ref", "abstain"]
+    passages: list[Passage] = field(default_factory=list)
+    message: str = ""
+    best_score: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RetrievalSettings:
+    keyword_k: int = 30
+    dense_k: int = 30
+    rrf_k: int = 60
+    rerank_candidates: int = 20
+    top_k: int = 5
+    gate_threshold: float = 0.35
+
+
+class Retriever:
+    """Runs one question through lookup or search; see ``retrieve``."""
+
+    def __init__(
+        self,
+        store: LanceStore,
+        catalog: Catalog,
+        embeddings: Embeddings | None,
+        reranker: Reranker,
+        settings: RetrievalSettings,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.embeddings = embeddings
+        self.reranker = reranker
+        self.settings = settings
+
+    def retrieve(self, question: str, filters: Filters = Filters()) -> Retrieval:
+        analysis = analyze(question, self.catalog)
+        if analysis.refs:
+            return self._lookup(analysis)
+        if analysis.ref_errors:
+            return Retrieval(analysis, "invalid_ref", message=" ".join(analysis.ref_errors))
+        if analysis.unknown_work:
+            return Retrieval(
+                analysis,
+                "abstain",
+                message=f"{analysis.unknown_work} is not in the library.",
+            )
+        return self._search(analysis, filters)
+
+    def lookup(self, ref: Ref, limit: int = MAX_LOOKUP_SEGMENTS) -> list[SegmentRecord]:
+        """Return the segments a ref covers, in order."""
+        low = position_key(ref.start) if ref.start else ""
+        high = position_upper_bound(ref.last)
+        return self.store.span(ref.book, low, high, limit)
+
+    def _lookup(self, analysis: QueryAnalysis) -> Retrieval:
+        started = time.perf_counter()
+        passages: list[Passage] = []
+        for ref in analysis.refs:
+            for record in self.lookup(ref):
+                passages.append(Passage(record, 1.0, self._he_ref(record.ref)))
+        timings = {"lookup": time.perf_counter() - started}
+        if not passages:
+            names = ", ".join(r.normal() for r in analysis.refs)
+            return Retrieval(
+                analysis, "invalid_ref", message=f"{names} has no text in the library.",
+                timings=timings,
+            )
+        return Retrieval(analysis, "lookup", passages, best_score=1.0, timings=timings)
+
+    def _search(self, analysis: QueryAnalysis, filters: Filters) -> Retrieval:
+        settings = self.settings
+        timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        keyword_hits = self.store.keyword(keyword_query(analysis.terms), settings.keyword_k, filters)
+        timings["keyword"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        query_vector = None
+        dense_hits = []
+        if self.embeddings is not None:
+            query_vector = self.embeddings.embed_queries([analysis.text])[0]
+            dense_hits = self.store.dense(query_vector, settings.dense_k, filters)
+        timings["dense"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        fused = reciprocal_rank_fusion(
+            [("keyword", keyword_hits), ("dense", dense_hits)], k=settings.rrf_k
+        )[: settings.rerank_candidates]
+        records = {r.ref: r for r in self.store.get([c.ref for c in fused])}
+        pairs = [(c, records[c.ref]) for c in fused if c.ref in records]
+        timings["fuse"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        vectors = self.store.vectors_for([c.ref for c, _ in pairs]) if query_vector is not None else {}
+        scored = self.reranker.rerank(analysis.text, analysis.terms, query_vector, pairs, vectors)
+        timings["rerank"] = time.perf_counter() - started
+
+        decision = apply_gate(scored, settings.gate_threshold)
+        passages = [
+            Passage(
+                s.record,
+                s.score,
+                self._he_ref(s.record.ref),
+                s.candidate.keyword_rank,
+                s.candidate.dense_rank,
+            )
+            for s in scored[: settings.top_k]
+        ]
+        if not decision.passed:
+            logger.info("Abstaining on %r: %s", analysis.text, decision.reason)
+            return Retrieval(
+                analysis, "abstain", [], message=decision.reason,
+                best_score=decision.best_score, timings=timings,
+            )
+        return Retrieval(
+            analysis, "search", passages, best_score=decision.best_score, timings=timings
+        )
+
+    def _he_ref(self, ref: str) -> str:
+        try:
+            parsed = self.catalog.parse(ref, validate=False)
+        except ValueError:
+            return ""
+        return parsed.hebrew(self.catalog.books[parsed.book].he_title)
