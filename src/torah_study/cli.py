@@ -40,7 +40,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        report = fetch_books(args.titles, args.dest, base_url=args.base_url, progress=progress)
+        report = fetch_books(
+            args.titles, args.dest, base_url=args.base_url, progress=progress
+        )
     except FetchError as error:
         bar.close()
         return _fail(str(error))
@@ -157,7 +159,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         elif isinstance(event, VerificationEvent):
             print()
             removed = event.report.get("removed", [])
-            state = "passed" if event.report.get("passed") else f"removed {len(removed)}"
+            state = (
+                "passed" if event.report.get("passed") else f"removed {len(removed)}"
+            )
             print(f"\n(verification {state}", end="")
         elif isinstance(event, DoneEvent):
             print(f"; answered by {event.provider})")
@@ -199,7 +203,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             for o in report.outcomes
         ]
         args.output.write_text(
-            json.dumps({"metrics": metrics, "questions": rows}, indent=2, ensure_ascii=False),
+            json.dumps(
+                {"metrics": metrics, "questions": rows}, indent=2, ensure_ascii=False
+            ),
             encoding="utf-8",
         )
     return 0
@@ -214,7 +220,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     if not settings.catalog_path.exists():
-        return _fail(f"No library in {settings.data_dir}: run `torah-study ingest` first.")
+        return _fail(
+            f"No library in {settings.data_dir}: run `torah-study ingest` first."
+        )
     print(f"Torah Study is starting on http://{host}:{port}/", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     return 0
@@ -228,9 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     library = commands.add_parser("library", help="manage the text export")
     library_commands = library.add_subparsers(dest="library_command", required=True)
-    fetch = library_commands.add_parser("fetch", help="download books from Sefaria's export")
-    fetch.add_argument("titles", nargs="+", help="book titles or categories, e.g. Torah")
-    fetch.add_argument("--dest", type=Path, required=True, help="export folder to write")
+    fetch = library_commands.add_parser(
+        "fetch", help="download books from Sefaria's export"
+    )
+    fetch.add_argument(
+        "titles", nargs="+", help="book titles or categories, e.g. Torah"
+    )
+    fetch.add_argument(
+        "--dest", type=Path, required=True, help="export folder to write"
+    )
     from torah_study.library.fetch import DEFAULT_EXPORT_URL
 
     fetch.add_argument("--base-url", default=DEFAULT_EXPORT_URL, help="export tree URL")
@@ -251,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="show ranked passages for a query")
     search.add_argument("query")
-    search.add_argument("--book", action="append", help="restrict to a book (repeatable)")
+    search.add_argument(
+        "--book", action="append", help="restrict to a book (repeatable)"
+    )
     search.add_argument("--category", action="append", help="restrict to a category")
     search.set_defaults(handler=cmd_search)
 
@@ -266,10 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.set_defaults(handler=cmd_ask)
 
-    evaluation = commands.add_parser("eval", help="score retrieval on a JSONL question set")
+    evaluation = commands.add_parser(
+        "eval", help="score retrieval on a JSONL question set"
+    )
     evaluation.add_argument("file", type=Path)
     evaluation.add_argument("--k", type=int, default=5, help="cut-off for recall@k")
-    evaluation.add_argument("--output", type=Path, help="write per-question results as JSON")
+    evaluation.add_argument(
+        "--output", type=Path, help="write per-question results as JSON"
+    )
     evaluation.add_argument(
         "--provider",
         choices=["auto", "local", "sources", "gemini", "openai"],

@@ -55,7 +55,9 @@ class EvalReport:
     outcomes: list[Outcome] = field(default_factory=list)
 
     def metrics(self) -> dict[str, Any]:
-        ranked = [o for o in self.outcomes if o.question.kind in ("answerable", "lookup")]
+        ranked = [
+            o for o in self.outcomes if o.question.kind in ("answerable", "lookup")
+        ]
         refusals = [o for o in self.outcomes if o.question.kind == "unanswerable"]
         answerable = [o for o in self.outcomes if o.question.kind == "answerable"]
         by_kind: dict[str, list[Outcome]] = {}
@@ -101,7 +103,9 @@ def load_questions(path: Path) -> list[Question]:
                 lang=str(data.get("lang", "")),
             )
         except (ValueError, KeyError, TypeError) as error:
-            raise EvalFileError(f"{path}:{number}: invalid question line ({error})") from error
+            raise EvalFileError(
+                f"{path}:{number}: invalid question line ({error})"
+            ) from error
         if question.kind not in KINDS:
             raise EvalFileError(
                 f"{path}:{number}: unknown kind {question.kind!r}; expected one of {KINDS}"
@@ -117,7 +121,9 @@ def _parse(catalog: Catalog, ref: str) -> Ref | None:
         return None
 
 
-def first_hit(catalog: Catalog, retrieved: list[str], gold: list[str]) -> tuple[int | None, float]:
+def first_hit(
+    catalog: Catalog, retrieved: list[str], gold: list[str]
+) -> tuple[int | None, float]:
     """Return the 1-based rank of the first hit and the share of gold refs hit."""
     gold_refs = [g for g in (_parse(catalog, r) for r in gold) if g]
     got = [_parse(catalog, r) for r in retrieved]
@@ -134,7 +140,9 @@ def first_hit(catalog: Catalog, retrieved: list[str], gold: list[str]) -> tuple[
     return first, recall
 
 
-def evaluate(services: Services, questions: Iterable[Question], k: int = 5) -> EvalReport:
+def evaluate(
+    services: Services, questions: Iterable[Question], k: int = 5
+) -> EvalReport:
     """Run every question through the full pipeline and score the outcome."""
     import time
 
@@ -155,15 +163,23 @@ def evaluate(services: Services, questions: Iterable[Question], k: int = 5) -> E
         correct = _judge(question, mode, refs, answer, hit)
         report.outcomes.append(
             Outcome(
-                question, refs, mode, answer, hit,
-                recall if question.gold_refs else None, correct, passed,
+                question,
+                refs,
+                mode,
+                answer,
+                hit,
+                recall if question.gold_refs else None,
+                correct,
+                passed,
                 time.perf_counter() - started,
             )
         )
     return report
 
 
-def _judge(question: Question, mode: str, refs: list[str], answer: str, hit: int | None) -> bool:
+def _judge(
+    question: Question, mode: str, refs: list[str], answer: str, hit: int | None
+) -> bool:
     if question.kind in ("answerable", "lookup"):
         return hit is not None
     if question.kind == "unanswerable":

@@ -39,10 +39,16 @@ from torah_study.library.export import (
     read_text_file,
 )
 from torah_study.library.hebrew import search_text
+from torah_study.retrieval.rerank import passage_text
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "ingest-state.json"
+# Part of every book's stored hash: raising it re-indexes all books after a
+# change to how segments or their search text are built.
+INDEX_FORMAT = 2
+# The same for vectors: raising it re-embeds everything in the dense scope.
+EMBED_FORMAT = 2
 
 
 @dataclass
@@ -135,10 +141,9 @@ def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:
     return records, search
 
 
-def passage_text(record: SegmentRecord) -> str:
-    """Return the text embedded for a segment: ref, Hebrew and English together."""
-    parts = [record.ref, record.he, record.en]
-    return "\n".join(p for p in parts if p)
+def vector_digest(record: SegmentRecord, embedder: Embeddings) -> str:
+    """Identify what a stored vector was computed from: format, model and text."""
+    return f"{EMBED_FORMAT}:{embedder.name}:{record.digest}"
 
 
 def read_files(
@@ -185,34 +190,16 @@ def ingest(
 
     started = time.perf_counter()
     titles = sorted(groups, key=lambda t: (groups[t][0].categories, t))
-    for order, title in enumerate(
-        tqdm(titles, desc="index", unit="book", disable=not show_progress)
-    ):
+    progress = tqdm(titles, desc="index", unit="book", disable=not show_progress)
+    for order, title in enumerate(progress):
         for book_text in build_book_texts(groups[title], order):
             book = book_text.book
-            aliases, he_names = schema_titles.get(book.title, ([], []))
-            book.aliases, book.he_section_names = aliases, he_names
+            book.aliases, book.he_section_names = schema_titles.get(
+                book.title, ([], [])
+            )
             if wanted and not in_scope(book, wanted):
                 continue
-            report.books += 1
-            report.segments += len(book_text.segments)
-            for segment in book_text.segments:
-                report.languages.update(
-                    lang for lang in ("he", "en") if getattr(segment, lang)
-                )
-            if (
-                state.books.get(book.title) == book_text.digest
-                and book.title in catalog
-            ):
-                report.books_skipped += 1
-                continue
-            records, search = to_records(book_text)
-            store.replace_book(book.title, records, search)
-            catalog.add(book)
-            catalog.save(settings.catalog_path)
-            state.books[book.title] = book_text.digest
-            state.save()
-            report.segments_written += len(records)
+            _index_book(book_text, store, catalog, state, settings, report)
     report.seconds["parse+write"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -226,6 +213,33 @@ def ingest(
     store.finish()
     report.seconds["index"] = time.perf_counter() - started
     return report
+
+
+def _index_book(
+    book_text: BookText,
+    store: LanceStore,
+    catalog: Catalog,
+    state: IngestState,
+    settings: Settings,
+    report: IngestReport,
+) -> None:
+    """Write one book unless its hash matches the last run; update the report."""
+    book = book_text.book
+    report.books += 1
+    report.segments += len(book_text.segments)
+    for segment in book_text.segments:
+        report.languages.update(lang for lang in ("he", "en") if getattr(segment, lang))
+    digest = f"{INDEX_FORMAT}:{book_text.digest}"
+    if state.books.get(book.title) == digest and book.title in catalog:
+        report.books_skipped += 1
+        return
+    records, search = to_records(book_text)
+    store.replace_book(book.title, records, search)
+    catalog.add(book)
+    catalog.save(settings.catalog_path)
+    state.books[book.title] = digest
+    state.save()
+    report.segments_written += len(records)
 
 
 def embed_scope(
@@ -247,7 +261,9 @@ def embed_scope(
         stale = [ref for ref in known if ref not in current]
         if stale:
             store.delete_vectors(stale)
-        pending.extend(r for r in records if known.get(r.ref) != r.digest)
+        pending.extend(
+            r for r in records if known.get(r.ref) != vector_digest(r, embedder)
+        )
     if not pending:
         return 0
     batch_size = settings.embedding_batch_size
@@ -257,7 +273,8 @@ def embed_scope(
     for records, vectors in _embed_batches(
         batches, embedder, settings.embedding_workers
     ):
-        store.add_vectors(records, vectors)
+        digests = [vector_digest(r, embedder) for r in records]
+        store.add_vectors(records, vectors, digests)
         written += len(records)
         bar.update(len(records))
     bar.close()

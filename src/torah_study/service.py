@@ -46,7 +46,7 @@ def build_reranker(settings: Settings, embeddings: Embeddings) -> Reranker:
 
 
 def build_services(
-    settings: Settings, *, model: AnswerModel | None | str = "settings"
+    settings: Settings, *, model: AnswerModel | str | None = "settings"
 ) -> Services:
     """Open the ingested library and build every component named by ``settings``.
 
@@ -78,7 +78,9 @@ def build_services(
         try:
             answer_model = build_answer_model(settings)
         except ProviderError as error:
-            logger.error("Answer model unavailable, answering with sources only: %s", error)
+            logger.error(
+                "Answer model unavailable, answering with sources only: %s", error
+            )
             answer_model = None
     else:
         answer_model = model  # type: ignore[assignment]

@@ -19,10 +19,13 @@ def make_embeddings(server: FakeEmbeddingServer, **kwargs: object) -> GeminiEmbe
 
 def expected_rows(texts: list[str], dimension: int) -> np.ndarray:
     rows = np.array([text_vector(t, dimension) for t in texts], dtype=np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.asarray(rows / norms, dtype=np.float32)
 
 
-def test_passages_normalised_in_order(gemini_embedding_server: FakeEmbeddingServer) -> None:
+def test_passages_normalised_in_order(
+    gemini_embedding_server: FakeEmbeddingServer,
+) -> None:
     embeddings = make_embeddings(gemini_embedding_server, dimension=16)
 
     vectors = embeddings.embed_passages(TEXTS)
@@ -36,7 +39,9 @@ def test_passages_normalised_in_order(gemini_embedding_server: FakeEmbeddingServ
 
 
 def test_request_fields(gemini_embedding_server: FakeEmbeddingServer) -> None:
-    embeddings = make_embeddings(gemini_embedding_server, model="emb-test", dimension=16)
+    embeddings = make_embeddings(
+        gemini_embedding_server, model="emb-test", dimension=16
+    )
 
     embeddings.embed_queries(["q1"])
     embeddings.embed_passages(["p1"])
@@ -60,7 +65,9 @@ def test_batches_split_by_size(gemini_embedding_server: FakeEmbeddingServer) -> 
     np.testing.assert_allclose(vectors, expected_rows(TEXTS, 8), rtol=1e-5, atol=1e-6)
 
 
-def test_empty_input_sends_nothing(gemini_embedding_server: FakeEmbeddingServer) -> None:
+def test_empty_input_sends_nothing(
+    gemini_embedding_server: FakeEmbeddingServer,
+) -> None:
     vectors = make_embeddings(gemini_embedding_server, dimension=8).embed_queries([])
 
     assert vectors.shape == (0, 8)
@@ -97,7 +104,9 @@ def test_unauthorized_raises(gemini_embedding_server: FakeEmbeddingServer) -> No
     assert len(gemini_embedding_server.requests) == 1
 
 
-def test_dimension_mismatch_raises(gemini_embedding_server: FakeEmbeddingServer) -> None:
+def test_dimension_mismatch_raises(
+    gemini_embedding_server: FakeEmbeddingServer,
+) -> None:
     gemini_embedding_server.script.dimension = 7
 
     with pytest.raises(EmbeddingError, match="returned 7 dimensions, expected 8"):

@@ -25,7 +25,8 @@ def make_embeddings(
 
 def expected_rows(texts: list[str], dimension: int) -> np.ndarray:
     rows = np.array([text_vector(t, dimension) for t in texts], dtype=np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.asarray(rows / norms, dtype=np.float32)
 
 
 @pytest.mark.parametrize("ignore_encoding_format", [False, True])
@@ -53,7 +54,9 @@ def test_reordered_response_sorted_by_index(
     np.testing.assert_allclose(vectors, expected_rows(TEXTS, 8), rtol=1e-5, atol=1e-6)
 
 
-def test_prefixes_and_request_fields(openai_embedding_server: FakeEmbeddingServer) -> None:
+def test_prefixes_and_request_fields(
+    openai_embedding_server: FakeEmbeddingServer,
+) -> None:
     embeddings = make_embeddings(
         openai_embedding_server,
         api_key="sk-test",
@@ -99,7 +102,9 @@ def test_batches_split_by_size(openai_embedding_server: FakeEmbeddingServer) -> 
     np.testing.assert_allclose(vectors, expected_rows(TEXTS, 8), rtol=1e-5, atol=1e-6)
 
 
-def test_empty_input_sends_nothing(openai_embedding_server: FakeEmbeddingServer) -> None:
+def test_empty_input_sends_nothing(
+    openai_embedding_server: FakeEmbeddingServer,
+) -> None:
     vectors = make_embeddings(openai_embedding_server).embed_queries([])
 
     assert vectors.shape == (0, 8)
@@ -127,13 +132,19 @@ def test_unavailable_is_retried(openai_embedding_server: FakeEmbeddingServer) ->
 def test_unauthorized_raises(openai_embedding_server: FakeEmbeddingServer) -> None:
     openai_embedding_server.script.failures = [401]
 
-    with pytest.raises(EmbeddingError, match="HTTP 401"):
-        make_embeddings(openai_embedding_server, api_key="sk-secret").embed_queries(["a"])
+    embeddings = make_embeddings(openai_embedding_server, api_key="sk-secret")
+
+    with pytest.raises(EmbeddingError, match="HTTP 401") as caught:
+        embeddings.embed_queries(["a"])
+
+    assert "sk-secret" not in str(caught.value)
 
     assert len(openai_embedding_server.requests) == 1
 
 
-def test_dimension_mismatch_raises(openai_embedding_server: FakeEmbeddingServer) -> None:
+def test_dimension_mismatch_raises(
+    openai_embedding_server: FakeEmbeddingServer,
+) -> None:
     openai_embedding_server.script.default_dimension = 5
 
     with pytest.raises(EmbeddingError, match="returned 5 dimensions, expected 8"):

@@ -21,7 +21,7 @@ from torah_study.answer.prompts import (
     SOURCES_INTRO,
     build_messages,
 )
-from torah_study.answer.verify import Verifier, VerificationReport, split_sentences
+from torah_study.answer.verify import Verifier, split_sentences
 from torah_study.index.base import Filters
 from torah_study.library.catalog import Catalog
 from torah_study.retrieval.retriever import Passage, Retrieval, Retriever
@@ -103,7 +103,9 @@ def sources_only_answer(
     for number, passage in enumerate(passages, start=1):
         record = passage.record
         ref = passage.he_ref if language == "he" and passage.he_ref else record.ref
-        first, second = (record.he, record.en) if language == "he" else (record.en, record.he)
+        first, second = (
+            (record.he, record.en) if language == "he" else (record.en, record.he)
+        )
         main = first or second
         lines.append(f"[{number}] {ref}: \u201c{clip(main)}\u201d")
         other = second if first else ""
@@ -118,7 +120,11 @@ class AnswerPipeline:
     """Runs retrieval, the answer model and verification for one question."""
 
     def __init__(
-        self, retriever: Retriever, catalog: Catalog, model: AnswerModel | None, max_tokens: int = 512
+        self,
+        retriever: Retriever,
+        catalog: Catalog,
+        model: AnswerModel | None,
+        max_tokens: int = 512,
     ) -> None:
         self.retriever = retriever
         self.catalog = catalog
@@ -134,19 +140,22 @@ class AnswerPipeline:
         started = time.perf_counter()
         try:
             retrieval = self.retriever.retrieve(question, filters)
-        except Exception as error:  # noqa: BLE001 - reported to the client as an event
+        except Exception as error:
             logger.exception("Retrieval failed for %r", question)
             yield ErrorEvent(f"Retrieval failed: {error}", "retrieval_failed")
             return
         passages = retrieval.passages
         yield SourcesEvent(
-            [source_payload(n, p) for n, p in enumerate(passages, start=1)], retrieval.mode
+            [source_payload(n, p) for n, p in enumerate(passages, start=1)],
+            retrieval.mode,
         )
         language = retrieval.analysis.language
         timings = dict(retrieval.timings)
         try:
-            answer, report, provider, first_token = yield from self._answer(retrieval, language)
-        except Exception as error:  # noqa: BLE001 - reported to the client as an event
+            answer, report, provider, first_token = yield from self._answer(
+                retrieval, language
+            )
+        except Exception as error:
             logger.exception("Answering failed for %r", question)
             yield ErrorEvent(f"Answering failed: {error}", "answer_failed")
             return
@@ -157,14 +166,16 @@ class AnswerPipeline:
         refs = [p.record.ref for p in passages]
         yield DoneEvent(answer, retrieval.mode, provider, refs, timings)
 
-    def _answer(
-        self, retrieval: Retrieval, language: str
-    ) -> Iterator[Event] | Any:
+    def _answer(self, retrieval: Retrieval, language: str) -> Iterator[Event] | Any:
         passages = retrieval.passages
         verifier = Verifier(self.catalog, passages)
         practical = retrieval.analysis.practical
         if retrieval.mode in ("invalid_ref", "abstain"):
-            text = retrieval.message if retrieval.mode == "invalid_ref" else ABSTAIN[language]
+            text = (
+                retrieval.message
+                if retrieval.mode == "invalid_ref"
+                else ABSTAIN[language]
+            )
             if retrieval.mode == "abstain" and retrieval.message.endswith("library."):
                 text = f"{retrieval.message} {ABSTAIN[language]}"
             yield TokenEvent(text)
@@ -223,5 +234,3 @@ class AnswerPipeline:
             kept += buffer
             yield TokenEvent(buffer)
         return kept, first
-
-

@@ -43,7 +43,10 @@ def format_sources(passages: Sequence[Passage]) -> str:
     blocks = []
     for number, passage in enumerate(passages, start=1):
         record = passage.record
-        lines = [f"[{number}] {record.ref}" + (f" ({passage.he_ref})" if passage.he_ref else "")]
+        lines = [
+            f"[{number}] {record.ref}"
+            + (f" ({passage.he_ref})" if passage.he_ref else "")
+        ]
         if record.he:
             lines.append(f"Hebrew: {record.he[:SOURCE_CHARS]}")
         if record.en:
@@ -52,7 +55,9 @@ def format_sources(passages: Sequence[Passage]) -> str:
     return "\n\n".join(blocks)
 
 
-def build_messages(question: str, language: str, passages: Sequence[Passage]) -> list[ChatMessage]:
+def build_messages(
+    question: str, language: str, passages: Sequence[Passage]
+) -> list[ChatMessage]:
     """Return the chat messages for an answer model: rules, sources, question."""
     system = SYSTEM_PROMPT.format(language=LANGUAGE_NAMES.get(language, "English"))
     user = f"Sources:\n\n{format_sources(passages)}\n\nQuestion: {question}"

@@ -112,9 +112,7 @@ class Verifier:
                 self._given.append(catalog.parse(passage.record.ref, validate=False))
             except RefError:
                 continue
-        self._texts = [
-            normalize(f"{p.record.he} {p.record.en}") for p in self.passages
-        ]
+        self._texts = [normalize(f"{p.record.he} {p.record.en}") for p in self.passages]
 
     def check(self, sentence: str) -> str | None:
         """Return why ``sentence`` must be removed, or None when it is sound."""
@@ -158,12 +156,12 @@ class Verifier:
         return True
 
     def _was_retrieved(self, ref: Ref) -> bool:
-        return any(
-            given.contains(ref) or ref.contains(given) for given in self._given
-        )
+        return any(given.contains(ref) or ref.contains(given) for given in self._given)
 
 
-def verify_text(catalog: Catalog, passages: Sequence[Passage], text: str) -> tuple[str, VerificationReport]:
+def verify_text(
+    catalog: Catalog, passages: Sequence[Passage], text: str
+) -> tuple[str, VerificationReport]:
     """Verify a whole answer at once; return the kept text and the report."""
     verifier = Verifier(catalog, passages)
     kept = [s for s in split_sentences(text) if verifier.accept(s)]

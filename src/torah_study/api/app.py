@@ -38,7 +38,9 @@ from torah_study.service import Services, build_services
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, services: Services | None = None
+) -> FastAPI:
     """Build the app; ``services`` lets tests inject a pipeline with a test model."""
     settings = settings or get_settings()
 
@@ -140,10 +142,14 @@ def _add_routes(app: FastAPI) -> None:
                     refs=event.refs,
                     timings=event.timings,
                 )
-        raise HTTPException(status_code=500, detail="The answer ended without a result.")
+        raise HTTPException(
+            status_code=500, detail="The answer ended without a result."
+        )
 
     @app.post("/chat/stream")
-    async def chat_stream(body: ChatRequest, services: ServicesDep) -> EventSourceResponse:
+    async def chat_stream(
+        body: ChatRequest, services: ServicesDep
+    ) -> EventSourceResponse:
         """Stream the answer as server-sent events (sources, token…, verification, done)."""
         events: Iterator[Event] = services.pipeline.run(body.question, _filters(body))
 
@@ -173,7 +179,9 @@ def _add_routes(app: FastAPI) -> None:
             query=q,
             mode=result.mode,
             message=result.message,
-            results=[source_payload(n, p) for n, p in enumerate(result.passages, start=1)],
+            results=[
+                source_payload(n, p) for n, p in enumerate(result.passages, start=1)
+            ],
             timings=result.timings,
         )
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from torah_study.embeddings.base import EmbeddingError, Vectors, normalize_rows
+from torah_study.library.hebrew import strip_marks
 
 # The model reads at most 512 tokens; longer passages are cut, so there is no
 # point sending Talmud pages of several thousand characters.
@@ -42,7 +43,7 @@ class E5Embeddings:
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         model = self._load()
-        return normalize_rows([model.query(text) for text in texts])
+        return normalize_rows([model.query(strip_marks(text)) for text in texts])
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
         model = self._load()

@@ -17,15 +17,16 @@ from torah_study.embeddings.base import EmbeddingError, Vectors, normalize_rows
 DEFAULT_GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
 DEFAULT_GEMINI_DIMENSION = 768
 
-# batchEmbedContents accepts at most 100 texts per request.
+# NOTE: 100 texts per batchEmbedContents request is the commonly cited limit,
+# not checked against Google's API reference.
 MAX_BATCH_SIZE = 100
 
 
 class GeminiEmbeddings:
     """Gemini embeddings with the retrieval task types for questions and passages.
 
-    gemini-embedding-001 returns unit vectors only at its full 3072 dimensions, so
-    every output is normalised here.
+    Google documents only the full 3072-dimension output of gemini-embedding-001 as
+    normalised, so every output is normalised here.
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class GeminiEmbeddings:
     ) -> None:
         if not api_key:
             raise EmbeddingError(
-                "A Gemini API key is required; set TORAH_STUDY_GEMINI_API_KEY."
+                "Missing Gemini API key. Set TORAH_STUDY_GEMINI_API_KEY."
             )
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise EmbeddingError(

@@ -42,7 +42,7 @@ class OpenAICompatibleEmbeddings:
         max_retries: int = 2,
         timeout_seconds: float = 120.0,
     ) -> None:
-        """Create the client; no request is sent until the first embed call.
+        """Create the client. No request is sent before the first embed call.
 
         ``dimension`` must match the model's output. With ``request_dimensions``
         the ``dimensions`` parameter is sent, which OpenAI's text-embedding-3
@@ -50,12 +50,11 @@ class OpenAICompatibleEmbeddings:
         """
         if not base_url:
             raise EmbeddingError(
-                "An OpenAI-compatible base URL is required; "
-                "set TORAH_STUDY_OPENAI_BASE_URL."
+                "Missing OpenAI-compatible base URL. Set TORAH_STUDY_OPENAI_BASE_URL."
             )
         if not model:
             raise EmbeddingError(
-                "An embedding model name is required; set TORAH_STUDY_EMBEDDING_MODEL."
+                "Missing embedding model name. Set TORAH_STUDY_EMBEDDING_MODEL."
             )
         if dimension < 1:
             raise EmbeddingError(f"Invalid dimension {dimension}: expected 1 or more.")
@@ -116,15 +115,15 @@ class OpenAICompatibleEmbeddings:
                 f"Embedding model {self._model} returned {len(response.data)} "
                 f"vectors for {len(batch)} texts."
             )
-        # The API gives each vector the position of its input; order by it
-        # rather than trusting the order of the list.
+        # Each item carries the position of its input, so rows are ordered by it
+        # rather than by the order of the list.
         ordered = sorted(response.data, key=lambda item: item.index)
         rows = []
         for item in ordered:
             if len(item.embedding) != self.dimension:
                 raise EmbeddingError(
                     f"Embedding model {self._model} returned {len(item.embedding)} "
-                    f"dimensions, expected {self.dimension}; set the dimension to "
+                    f"dimensions, expected {self.dimension}. Set the dimension to "
                     "match the model."
                 )
             rows.append(item.embedding)

@@ -123,7 +123,10 @@ class LanceStore:
         )
 
     def add_vectors(
-        self, records: Sequence[SegmentRecord], vectors: npt.NDArray[np.float32]
+        self,
+        records: Sequence[SegmentRecord],
+        vectors: npt.NDArray[np.float32],
+        digests: Sequence[str],
     ) -> None:
         """Store vectors for ``records``, replacing older vectors of the same refs."""
         if not records:
@@ -135,7 +138,7 @@ class LanceStore:
                 "ref": refs,
                 "book": [r.book for r in records],
                 "categories": [_categories_cell(r.categories) for r in records],
-                "digest": [r.digest for r in records],
+                "digest": list(digests),
                 "vector": list(np.asarray(vectors, dtype=np.float32)),
             },
             schema=_vector_schema(self.dimension),

@@ -345,7 +345,7 @@ def _looks_like_hebrew_address(address: str) -> bool:
 def _parse_hebrew_address(book: Book, address: str) -> Ref:
     text = address.replace("\u05d3\u05e3", " ").strip()
     if book.talmud:
-        match = re.match(rf"({_HE_NUM}?)\s*({_HE_AMUD})?\s*(.*)$", text)
+        match = re.match(rf"({_HE_NUM}?)({_HE_AMUD})?\s*(.*)$", text)
         if not match or not match.group(1):
             raise RefError(f"Invalid Hebrew daf {address!r} for {book.title}.")
         number_text, amud, rest = match.group(1), match.group(2) or ".", match.group(3)

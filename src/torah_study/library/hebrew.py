@@ -24,6 +24,17 @@ _SPACES = re.compile(r"\s+")
 _TOKEN = re.compile(r"[\u05d0-\u05ea]+|[a-z0-9]+(?:'[a-z]+)?")
 _HEBREW_LETTERS = re.compile("[\u05d0-\u05ea]")
 
+# Early-modern English of the 1917 JPS and similar translations, mapped to the
+# forms a learner types, so "love your neighbor" matches "love thy neighbour".
+_ENGLISH_FORMS = {
+    "thy": "your", "thine": "your", "thee": "you", "thou": "you", "ye": "you",
+    "thyself": "yourself", "yourselves": "yourself", "shalt": "shall",
+    "hast": "have", "hath": "has", "doth": "does", "dost": "do", "saith": "says",
+    "art": "are", "wilt": "will", "unto": "to", "neighbour": "neighbor",
+    "neighbours": "neighbors", "honour": "honor", "honoured": "honored",
+    "labour": "labor", "favour": "favor", "behaviour": "behavior",
+    "sabbath": "shabbat", "sabbaths": "shabbat", "shabbos": "shabbat",
+}  # fmt: skip
 # One-letter prefixes (and, the, in, as, to, from, that) that attach to a word.
 PREFIX_LETTERS = frozenset("\u05d5\u05d4\u05d1\u05db\u05dc\u05de\u05e9")
 _MAX_PREFIX_LETTERS = 3
@@ -86,7 +97,7 @@ def normalize(text: str) -> str:
     plain = _PARAGRAPH_MARKS.sub(" ", plain)
     plain = unify_quotes(strip_marks(plain)).lower()
     plain = plain.replace("\u2019", "'").replace("\u2018", "'")
-    return " ".join(tokenize(plain))
+    return " ".join(_ENGLISH_FORMS.get(token, token) for token in tokenize(plain))
 
 
 def search_text(text: str) -> str:

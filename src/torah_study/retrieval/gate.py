@@ -22,6 +22,8 @@ def apply_gate(scored: Sequence[Scored], threshold: float) -> GateDecision:
     best = scored[0].score
     if best < threshold:
         return GateDecision(
-            False, best, f"best relevance {best:.2f} is below the threshold {threshold:.2f}"
+            False,
+            best,
+            f"best relevance {best:.2f} is below the threshold {threshold:.2f}",
         )
     return GateDecision(True, best, "")

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from torah_study.embeddings.base import Embeddings
 from torah_study.index.base import SegmentRecord
-from torah_study.library.hebrew import normalize, prefix_variants
+from torah_study.library.hebrew import normalize, prefix_variants, strip_marks
 from torah_study.retrieval.hybrid import Candidate
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,14 @@ COSINE_CEILING = 0.90
 WEIGHTS = {"dense": 0.55, "coverage": 0.30, "bm25": 0.15}
 # Candidates without a stored vector are embedded on the fly, up to this many,
 # because each costs tens of milliseconds on a CPU.
-MAX_ON_THE_FLY = 8
+MAX_ON_THE_FLY = 6
 ON_THE_FLY_CHARS = 600
+
+
+def passage_text(record: SegmentRecord) -> str:
+    """Return the text embedded for a segment (ref, unpointed Hebrew, English)."""
+    parts = [record.ref, strip_marks(record.he), record.en]
+    return "\n".join(p for p in parts if p)
 
 
 @dataclass
@@ -67,7 +73,9 @@ def term_coverage(terms: Sequence[str], record: SegmentRecord) -> float:
     words = set(normalize(f"{record.ref} {record.he} {record.en}").split())
     for word in list(words):
         words.update(prefix_variants(word))
-    found = sum(1 for term in terms if term in words or set(prefix_variants(term)) & words)
+    found = sum(
+        1 for term in terms if term in words or set(prefix_variants(term)) & words
+    )
     return found / len(terms)
 
 
@@ -89,9 +97,11 @@ class OfflineReranker:
     ) -> list[Scored]:
         vectors = dict(vectors)
         if query_vector is not None and self._embeddings is not None:
-            missing = [r for _, r in candidates if r.ref not in vectors][:MAX_ON_THE_FLY]
+            missing = [r for _, r in candidates if r.ref not in vectors][
+                :MAX_ON_THE_FLY
+            ]
             if missing:
-                texts = [f"{r.ref}\n{r.he}\n{r.en}"[:ON_THE_FLY_CHARS] for r in missing]
+                texts = [passage_text(r)[:ON_THE_FLY_CHARS] for r in missing]
                 fresh = self._embeddings.embed_passages(texts)
                 vectors.update({r.ref: v for r, v in zip(missing, fresh, strict=True)})
         best_bm25 = max((c.keyword_score or 0.0 for c, _ in candidates), default=0.0)
@@ -103,7 +113,10 @@ class OfflineReranker:
             coverage = term_coverage(terms, record)
             bm25 = (candidate.keyword_score or 0.0) / best_bm25 if best_bm25 else 0.0
             stretched = (
-                min(max((dense - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR), 0.0), 1.0)
+                min(
+                    max((dense - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR), 0.0),
+                    1.0,
+                )
                 if dense is not None
                 else 0.0
             )

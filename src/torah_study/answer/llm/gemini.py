@@ -39,7 +39,7 @@ def make_gemini_client(
 
 
 def describe_gemini_error(error: Exception) -> str:
-    """Format a client error as one line without request headers (they hold the key)."""
+    """Format a client error as one line without the request headers and API key."""
     if isinstance(error, errors.APIError):
         return f"HTTP {error.code} {error.status or ''}: {error.message or ''}".strip()
     return f"{type(error).__name__}: {error}"
@@ -83,15 +83,16 @@ class GeminiModel:
         max_attempts: int = 3,
         timeout_seconds: float = 120.0,
     ) -> None:
-        """Create the client; no request is sent until ``stream``.
+        """Create the client. No request is sent before the first ``stream`` call.
 
-        Thinking tokens count against ``max_output_tokens`` on Gemini 2.5, so the
-        default budget of 0 keeps the whole token budget for the answer. Gemini 2.5
-        Pro rejects a budget of 0; pass None there to use the model's default.
+        On Gemini 2.5, thinking tokens count against ``max_output_tokens``, and a
+        budget of 0 turns thinking off (Gemini API thinking guide), which keeps the
+        whole token budget for the answer. Gemini 2.5 Pro cannot turn thinking off
+        and rejects 0, so pass None there to use the model's default budget.
         """
         if not api_key:
             raise ProviderError(
-                "A Gemini API key is required; set TORAH_STUDY_GEMINI_API_KEY."
+                "Missing Gemini API key. Set TORAH_STUDY_GEMINI_API_KEY."
             )
         self.name = f"gemini:{model}"
         self._model = model
@@ -106,7 +107,7 @@ class GeminiModel:
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
     ) -> Iterator[str]:
-        """Yield answer text as the API streams it; raise ProviderError on failure."""
+        """Yield answer text as the API streams it, or raise ProviderError."""
         system, contents = _to_gemini_contents(messages)
         config = types.GenerateContentConfig(
             system_instruction=system,

@@ -45,7 +45,7 @@ class LocalModel:
     """
 
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int = 2):
-        """Check that the runtime and the weights are present; raise ProviderError."""
+        """Raise ProviderError unless llama_cpp imports and the model file exists."""
         self._llama_cpp = import_llama_cpp()
         if not model_path.is_file():
             raise ProviderError(
@@ -61,7 +61,7 @@ class LocalModel:
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
-        """Load the weights once; the caller holds the lock."""
+        """Load the weights on first use. The caller must hold the lock."""
         if self._llama is None:
             started = time.perf_counter()
             try:
@@ -97,7 +97,7 @@ class LocalModel:
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
     ) -> Iterator[str]:
-        """Yield answer text as the model generates it; raise ProviderError on failure.
+        """Yield answer text as the model generates it, or raise ProviderError.
 
         The lock is held until the generator finishes or is closed, so a caller
         that stops reading early should close the generator.

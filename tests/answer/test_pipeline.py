@@ -1,0 +1,165 @@
+"""The answer pipeline with scripted answer models over the real test library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from torah_study.answer.llm.base import ChatMessage, ProviderError
+from torah_study.answer.pipeline import (
+    AnswerPipeline,
+    DoneEvent,
+    Event,
+    SourcesEvent,
+    TokenEvent,
+    VerificationEvent,
+)
+from torah_study.answer.prompts import ABSTAIN, RABBI
+
+pytestmark = [pytest.mark.corpus, pytest.mark.slow]
+
+QUESTION = "Where does the Torah say to love your neighbor as yourself?"
+
+
+class ScriptedModel:
+    """An answer model that streams fixed pieces, for forcing outcomes."""
+
+    name = "scripted"
+
+    def __init__(self, pieces: Sequence[str], fail_after: int | None = None) -> None:
+        self.pieces = list(pieces)
+        self.fail_after = fail_after
+        self.messages: list[ChatMessage] = []
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str]:
+        self.messages = list(messages)
+        for index, piece in enumerate(self.pieces):
+            if self.fail_after is not None and index == self.fail_after:
+                raise ProviderError("connection reset")
+            yield piece
+
+
+def _run(services, model, question: str = QUESTION) -> list[Event]:  # type: ignore[no-untyped-def]
+    pipeline = AnswerPipeline(services.retriever, services.catalog, model)
+    return list(pipeline.run(question))
+
+
+def _text(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TokenEvent))
+
+
+def _report(events: list[Event]) -> dict:  # type: ignore[type-arg]
+    (event,) = [e for e in events if isinstance(e, VerificationEvent)]
+    return event.report
+
+
+def _lev_number(events: list[Event]) -> int:
+    (sources,) = [e for e in events if isinstance(e, SourcesEvent)]
+    return next(s["n"] for s in sources.sources if s["ref"] == "Leviticus 19:18")
+
+
+def test_events_in_order(services) -> None:  # type: ignore[no-untyped-def]
+    events = _run(services, None)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "sources"
+    assert kinds[-2:] == ["verification", "done"]
+    assert set(kinds[1:-2]) == {"token"}
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.answer == _text(events)
+
+
+def test_sound_answer_passes(services) -> None:  # type: ignore[no-untyped-def]
+    probe = _run(services, None)
+    n = _lev_number(probe)
+    model = ScriptedModel(
+        [f"The Torah commands it in Leviticus 19:18 [{n}]. ",
+         f'It says "thou shalt love thy neighbour as thyself" [{n}].']
+    )  # fmt: skip
+    events = _run(services, model)
+    report = _report(events)
+    assert report["passed"], report
+    assert "Leviticus 19:18" in _text(events)
+    assert report["quotes_checked"] == 1
+    assert "Sources:" in model.messages[1].content
+
+
+def test_verification_failures_never_reach_output(services) -> None:  # type: ignore[no-untyped-def]
+    n = _lev_number(_run(services, None))
+    bad_citation = "Rabbi Akiva called it the great principle [9]. "
+    invented_ref = f"It is repeated in Genesis 49:33 [{n}]. "
+    false_quote = f'The verse says "love the stranger in your gates always" [{n}]. '
+    good = f"Leviticus 19:18 commands love of one's neighbor [{n}]."
+    model = ScriptedModel([bad_citation, invented_ref, false_quote, good])
+    events = _run(services, model)
+    text = _text(events)
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    for sentence in (bad_citation, invented_ref, false_quote):
+        assert sentence.strip() not in text
+        assert sentence.strip() not in done.answer
+    assert good in text
+    report = _report(events)
+    assert not report["passed"]
+    reasons = " ".join(r["reason"] for r in report["removed"])
+    assert "cites [9]" in reasons
+    assert "Genesis 49:33" in reasons
+    assert "not in the cited text" in reasons
+
+
+def test_invalid_ref_in_answer_removed(services) -> None:  # type: ignore[no-untyped-def]
+    model = ScriptedModel(["See Genesis 51:2 [1]. ", "Nothing else."])
+    events = _run(services, model)
+    assert "Genesis 51:2" not in _text(events)
+    assert "invalid ref" in _report(events)["removed"][0]["reason"]
+
+
+def test_uncited_answer_falls_back_to_sources(services) -> None:  # type: ignore[no-untyped-def]
+    model = ScriptedModel(["I think it is somewhere in the Torah."])
+    events = _run(services, model)
+    report = _report(events)
+    assert report["fallback"]
+    assert "Leviticus 19:18" in _text(events)
+
+
+def test_provider_error_falls_back(services) -> None:  # type: ignore[no-untyped-def]
+    model = ScriptedModel(["Partial answer", " that never ends"], fail_after=1)
+    events = _run(services, model)
+    assert _report(events)["fallback"]
+    assert events[-1].kind == "done"
+    assert "Leviticus 19:18" in _text(events)
+
+
+def test_practical_question_points_to_rabbi(services) -> None:  # type: ignore[no-untyped-def]
+    events = _run(services, None, "Can I carry on Shabbat?")
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    if done.mode == "abstain":
+        pytest.fail("a practical question about Shabbat should find Mishnah Shabbat")
+    assert RABBI["en"] in done.answer
+
+
+def test_hebrew_abstention_in_hebrew(services) -> None:  # type: ignore[no-untyped-def]
+    events = _run(services, None, "מי ניצח במונדיאל 2018 בכדורגל?")
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.mode == "abstain"
+    assert done.refs == []
+    assert ABSTAIN["he"] in done.answer
+
+
+def test_out_of_library_abstains_with_no_refs(services) -> None:  # type: ignore[no-untyped-def]
+    events = _run(services, ScriptedModel(["Should never be called [1]."]))
+    events = _run(
+        services,
+        ScriptedModel(["Never shown [1]."]),
+        "Who won the 2018 football World Cup?",
+    )
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.mode == "abstain"
+    assert done.refs == []
+    assert "Never shown" not in done.answer

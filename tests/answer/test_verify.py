@@ -1,0 +1,20 @@
+from torah_study.answer.verify import cited_numbers, quoted_spans, split_sentences
+
+
+def test_cited_numbers_lists_and_ranges() -> None:
+    assert cited_numbers("See [1], [2, 3] and [4-6].") == [1, 2, 3, 4, 5, 6]
+
+
+def test_quoted_spans_all_quote_styles() -> None:
+    text = 'He said "a b c" and \u201cd e f\u201d and \u05f4ג ד ה\u05f4'
+    assert quoted_spans(text) == ["a b c", "d e f", "ג ד ה"]
+
+
+def test_split_sentences_keeps_quotes_whole() -> None:
+    pieces = split_sentences("It says \u201cGo. Now.\u201d Then stop. End")
+    assert pieces == ["It says \u201cGo. Now.\u201d Then stop. ", "End"]
+
+
+def test_split_sentences_joins_back() -> None:
+    text = "One. Two!\nThree? Four"
+    assert "".join(split_sentences(text)) == text

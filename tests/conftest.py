@@ -1,0 +1,112 @@
+"""Shared fixtures: the real Sefaria export and a small index built from it."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from torah_study.config import Settings
+from torah_study.library.catalog import Catalog
+from torah_study.library.export import (
+    TextFile,
+    build_book_texts,
+    find_text_files,
+    read_schema_titles,
+    read_text_file,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+EXPORT_DIR = Path(
+    os.environ.get(
+        "TORAH_STUDY_EXPORT_DIR",
+        REPO.parent / "shared" / "corpus" / "sefaria-export-2015",
+    )
+)
+# Books ingested for the tests: enough of every kind of text (Tanakh, Mishnah,
+# Talmud, commentary) while keeping the embedding stage to about a thousand
+# segments.
+TEST_BOOKS = (
+    "Genesis",
+    "Exodus",
+    "Leviticus",
+    "Deuteronomy",
+    "Psalms",
+    "Pirkei Avot",
+    "Mishnah Berakhot",
+    "Mishnah Shabbat",
+    "Berakhot",
+    "Rashi on Genesis",
+)
+TEST_DENSE_SCOPE = ("Leviticus", "Pirkei Avot", "Mishnah Berakhot")
+
+
+def _require_export() -> Path:
+    if not (EXPORT_DIR / "json").is_dir():
+        pytest.skip(
+            f"Sefaria export not found at {EXPORT_DIR}; set TORAH_STUDY_EXPORT_DIR"
+        )
+    return EXPORT_DIR
+
+
+@pytest.fixture(scope="session")
+def export_dir() -> Path:
+    return _require_export()
+
+
+@pytest.fixture(scope="session")
+def text_files(export_dir: Path) -> dict[str, list[TextFile]]:
+    """All readable text files of the export, grouped by title."""
+    groups: dict[str, list[TextFile]] = defaultdict(list)
+    for path in find_text_files(export_dir):
+        file = read_text_file(path)
+        groups[file.title].append(file)
+    return groups
+
+
+@pytest.fixture(scope="session")
+def catalog(export_dir: Path, text_files: dict[str, list[TextFile]]) -> Catalog:
+    """A catalog of the whole export, built without an index."""
+    schema_titles = read_schema_titles(export_dir)
+    result = Catalog()
+    for order, files in enumerate(text_files.values()):
+        for book_text in build_book_texts(files, order):
+            book = book_text.book
+            book.aliases, book.he_section_names = schema_titles.get(
+                book.title, ([], [])
+            )
+            result.add(book)
+    return result
+
+
+@pytest.fixture(scope="session")
+def library_settings(
+    export_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings of a library ingested once per test session from the real export."""
+    from torah_study.ingest import ingest
+
+    # A fixed folder (TORAH_STUDY_TEST_DATA_DIR) lets repeated runs reuse the
+    # library, because ingestion skips unchanged books and embedded segments.
+    fixed = os.environ.get("TORAH_STUDY_TEST_DATA_DIR")
+    data_dir = Path(fixed) if fixed else tmp_path_factory.mktemp("library")
+    settings = Settings(
+        data_dir=data_dir,
+        export_dir=export_dir,
+        books=TEST_BOOKS,
+        dense_scope=TEST_DENSE_SCOPE,
+        llm_provider="sources",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    ingest(settings, export_dir, show_progress=False)
+    yield settings
+
+
+@pytest.fixture(scope="session")
+def services(library_settings: Settings):  # type: ignore[no-untyped-def]
+    from torah_study.service import build_services
+
+    return build_services(library_settings, model=None)

@@ -1,0 +1,133 @@
+"""Ingestion end to end on a small copy of the real export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from torah_study.config import Settings
+from torah_study.index.lance import LanceStore
+from torah_study.ingest import ingest
+from torah_study.library.catalog import Catalog
+
+pytestmark = pytest.mark.corpus
+
+BOOK_DIRS = (
+    "json/Mishnah/Seder Nezikin/Pirkei Avot",
+    "json/Mishnah/Seder Zeraim/Mishnah Berakhot",
+)
+
+
+class CountingEmbeddings:
+    """A real but tiny embedding provider: bag of letters, counts its calls."""
+
+    name = "letters"
+    dimension = 8
+
+    def __init__(self) -> None:
+        self.embedded = 0
+
+    def _embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        rows = [[text.count(c) + 1 for c in "aeiouלמנ"] for text in texts]
+        matrix = np.asarray(rows, dtype=np.float32)
+        return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+    def embed_queries(self, texts):  # type: ignore[no-untyped-def]
+        return self._embed(list(texts))
+
+    def embed_passages(self, texts):  # type: ignore[no-untyped-def]
+        self.embedded += len(texts)
+        return self._embed(list(texts))
+
+
+@pytest.fixture()
+def small_export(export_dir: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "export"
+    for relative in BOOK_DIRS:
+        shutil.copytree(export_dir / relative, root / relative)
+    shutil.copytree(export_dir / "schemas", root / "schemas")
+    return root
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        dense_scope=("Pirkei Avot",),
+        embedding_workers=1,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+def test_ingest_writes_segments_and_catalog(small_export: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    embeddings = CountingEmbeddings()
+    report = ingest(settings, small_export, embeddings=embeddings, show_progress=False)
+    store = LanceStore(settings.index_dir, dimension=8)
+    assert report.books == 2
+    assert report.segments == store.count()
+    assert report.languages["he"] > 0
+    assert report.languages["en"] > 0
+    assert store.vector_count() == len(store.span("Pirkei Avot", "", "~", 10_000))
+    catalog = Catalog.load(settings.catalog_path)
+    assert catalog.parse("Pirkei Avot 2:16").normal() == "Pirkei Avot 2:16"
+
+
+def test_ingest_rerun_skips_unchanged(small_export: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    ingest(settings, small_export, embeddings=CountingEmbeddings(), show_progress=False)
+    second = CountingEmbeddings()
+    report = ingest(settings, small_export, embeddings=second, show_progress=False)
+    assert report.books_skipped == 2
+    assert report.segments_written == 0
+    assert second.embedded == 0
+
+
+def test_ingest_rewrites_changed_book_only(small_export: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    ingest(settings, small_export, embeddings=CountingEmbeddings(), show_progress=False)
+    path = small_export / BOOK_DIRS[0] / "English/merged.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["text"][0][0] = "Moses received the Torah at Sinai (edited)."
+    path.write_text(json.dumps(data), encoding="utf-8")
+    embeddings = CountingEmbeddings()
+    report = ingest(settings, small_export, embeddings=embeddings, show_progress=False)
+    assert report.books_skipped == 1
+    assert embeddings.embedded == 1
+    store = LanceStore(settings.index_dir, dimension=8)
+    (record,) = store.get(["Pirkei Avot 1:1"])
+    assert record.en.endswith("(edited).")
+
+
+def test_corrupt_file_reported_and_skipped(small_export: Path, tmp_path: Path) -> None:
+    broken = small_export / "json/Mishnah/Broken/Hebrew/merged.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json", encoding="utf-8")
+    settings = _settings(tmp_path)
+    report = ingest(
+        settings, small_export, embeddings=CountingEmbeddings(), show_progress=False
+    )
+    assert [path for path, _ in report.corrupt] == [str(broken)]
+    assert report.books == 2
+    assert str(broken) in report.summary()
+
+
+def test_books_setting_limits_ingest(small_export: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(update={"books": ("Mishnah Berakhot",)})
+    report = ingest(
+        settings, small_export, embeddings=CountingEmbeddings(), show_progress=False
+    )
+    store = LanceStore(settings.index_dir, dimension=8)
+    assert report.books == 1
+    assert store.books() == ["Mishnah Berakhot"]
+
+
+def test_missing_export_folder_is_clear(tmp_path: Path) -> None:
+    from torah_study.library.export import ExportError
+
+    with pytest.raises(ExportError, match="Export folder not found"):
+        ingest(_settings(tmp_path), tmp_path / "nope", embeddings=CountingEmbeddings())
