@@ -1,4 +1,7 @@
-"""The ``torah-study`` command line: library fetch, ingest, models, search, ask, eval, serve."""
+"""The ``torah-study`` command line.
+
+Commands: library fetch, ingest, models, search, ask, eval and serve.
+"""
 
 from __future__ import annotations
 

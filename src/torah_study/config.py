@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     # Embeddings.
     embedding_provider: Literal["e5", "gemini", "openai"] = "e5"
     embedding_model: str = ""
+    embedding_dimension: int = Field(
+        default=768,
+        ge=8,
+        le=8192,
+        description="Vector size requested from remote embedding providers.",
+    )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
     embedding_workers: int = Field(default=2, ge=1, le=64)
 

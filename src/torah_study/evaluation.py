@@ -108,7 +108,8 @@ def load_questions(path: Path) -> list[Question]:
             ) from error
         if question.kind not in KINDS:
             raise EvalFileError(
-                f"{path}:{number}: unknown kind {question.kind!r}; expected one of {KINDS}"
+                f"{path}:{number}: unknown kind {question.kind!r}; "
+                f"expected one of {KINDS}"
             )
         questions.append(question)
     return questions

@@ -108,7 +108,7 @@ def test_metadata_read_from_file_not_folder(tmp_path: Path, export_dir: Path) ->
 def test_corrupt_json_raises_with_path(tmp_path: Path) -> None:
     bad = tmp_path / "broken.json"
     bad.write_text('{"title": "Genesis", "text": [', encoding="utf-8")
-    with pytest.raises(ExportError, match="broken.json"):
+    with pytest.raises(ExportError, match=r"broken\.json"):
         read_text_file(bad)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ from torah_study.answer.prompts import (
     SOURCES_INTRO,
     build_messages,
 )
-from torah_study.answer.verify import Verifier, split_sentences
+from torah_study.answer.verify import VerificationReport, Verifier, split_sentences
 from torah_study.index.base import Filters
 from torah_study.library.catalog import Catalog
 from torah_study.retrieval.retriever import Passage, Retrieval, Retriever
@@ -166,7 +166,9 @@ class AnswerPipeline:
         refs = [p.record.ref for p in passages]
         yield DoneEvent(answer, retrieval.mode, provider, refs, timings)
 
-    def _answer(self, retrieval: Retrieval, language: str) -> Iterator[Event] | Any:
+    def _answer(
+        self, retrieval: Retrieval, language: str
+    ) -> Generator[Event, None, tuple[str, VerificationReport, str, float | None]]:
         passages = retrieval.passages
         verifier = Verifier(self.catalog, passages)
         practical = retrieval.analysis.practical
@@ -213,7 +215,7 @@ class AnswerPipeline:
 
     def _emit_verified(
         self, source: str | Iterator[str], verifier: Verifier
-    ) -> Iterator[Event] | Any:
+    ) -> Generator[Event, None, tuple[str, float | None]]:
         """Yield verified sentences as they complete; return the text and first time."""
         pieces = iter([source]) if isinstance(source, str) else source
         buffer = ""

@@ -119,7 +119,8 @@ class Verifier:
         numbers = cited_numbers(sentence)
         for number in numbers:
             if not 1 <= number <= len(self.passages):
-                return f"cites [{number}], but only {len(self.passages)} sources were given"
+                given = len(self.passages)
+                return f"cites [{number}], but only {given} sources were given"
         # Refs inside a quotation belong to the source, not to the answer.
         unquoted = _QUOTE.sub(" ", sentence)
         for found in self.catalog.find_refs(unquoted):

@@ -46,7 +46,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = services or await run_in_threadpool(build_services, settings)
+        built = services
+        if built is None:
+            built = await run_in_threadpool(build_services, settings)
         app.state.services = built
         logger.info(
             "Serving %d segments (%d with vectors), answers by %s",
@@ -150,7 +152,7 @@ def _add_routes(app: FastAPI) -> None:
     async def chat_stream(
         body: ChatRequest, services: ServicesDep
     ) -> EventSourceResponse:
-        """Stream the answer as server-sent events (sources, token…, verification, done)."""
+        """Stream the answer as server-sent events (sources, tokens, verification)."""
         events: Iterator[Event] = services.pipeline.run(body.question, _filters(body))
 
         async def messages() -> AsyncIterator[dict[str, str]]:

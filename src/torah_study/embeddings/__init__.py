@@ -20,6 +20,7 @@ def build_embeddings(settings: Settings) -> Embeddings:
         return GeminiEmbeddings(
             api_key=settings.gemini_api_key.get_secret_value(),
             model=settings.embedding_model or "gemini-embedding-001",
+            dimension=settings.embedding_dimension,
             base_url=settings.gemini_base_url,
         )
     from torah_study.embeddings.openai_compat import OpenAICompatibleEmbeddings
@@ -35,6 +36,7 @@ def build_embeddings(settings: Settings) -> Embeddings:
         base_url=settings.openai_base_url,
         api_key=key,
         model=settings.embedding_model or "text-embedding-3-small",
+        dimension=settings.embedding_dimension,
     )
 
 

@@ -33,4 +33,5 @@ def normalize_rows(matrix: npt.ArrayLike) -> Vectors:
         array = array[None, :]
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (array / norms).astype(np.float32)
+    normalized: Vectors = (array / norms).astype(np.float32)
+    return normalized

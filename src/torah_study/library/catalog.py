@@ -27,7 +27,11 @@ Shape = list[Any]  # nested lists whose leaves are segment counts
 
 _EN_ADDRESS = r"\d+[ab]?(?:[:.]\d+)*(?:\s*[-\u2013]\s*\d+[ab]?(?:[:.]\d+)*)?"
 _HE_NUM = "[\u05d0-\u05ea]{1,4}[\u05f3\u05f4\"'\u2019\u201d]?[\u05d0-\u05ea]?"
-_HE_AMUD = r"(?:[.:]|\s+\u05e2[\"\u05f4']?[\u05d0\u05d1]|\s+\u05e2\u05de\u05d5\u05d3\s+[\u05d0\u05d1])"
+# An amud after a daf number: "." or ":", 'ע"א' / 'ע"ב', or "עמוד א" / "עמוד ב".
+_HE_AMUD = (
+    r"(?:[.:]|\s+\u05e2[\"\u05f4']?[\u05d0\u05d1]"
+    r"|\s+\u05e2\u05de\u05d5\u05d3\s+[\u05d0\u05d1])"
+)
 _HE_ADDRESS = (
     rf"(?:\u05d3\u05e3\s+)?{_HE_NUM}{_HE_AMUD}?(?:\s*[:,]\s*{_HE_NUM}|\s+{_HE_NUM}(?=\s|$|[?.!,]))*"
     rf"(?:\s*-\s*{_HE_NUM}(?:\s*[:,]\s*{_HE_NUM})*)?"
@@ -82,10 +86,9 @@ class Catalog:
         self.books[book.title] = book
         for name in (book.title, book.he_title, *book.aliases):
             key = title_key(name)
-            if key:
-                # The book's own title wins over another book's alias.
-                if key not in self._keys or name == book.title:
-                    self._keys[key] = book.title
+            # The book's own title wins over another book's alias.
+            if key and (key not in self._keys or name == book.title):
+                self._keys[key] = book.title
         self._finder = None
 
     def __contains__(self, title: str) -> bool:
@@ -351,9 +354,9 @@ def _parse_hebrew_address(book: Book, address: str) -> Ref:
         number_text, amud, rest = match.group(1), match.group(2) or ".", match.group(3)
         amud_b = amud.strip().endswith((":", "\u05d1"))
         daf = from_hebrew_numeral(number_text.rstrip(".:"))
-        start = [daf_to_position(f"{daf}{'b' if amud_b else 'a'}")]
-        start.extend(from_hebrew_numeral(p) for p in re.split(r"[\s:,]+", rest) if p)
-        return book.ref(tuple(start))
+        parts = [daf_to_position(f"{daf}{'b' if amud_b else 'a'}")]
+        parts.extend(from_hebrew_numeral(p) for p in re.split(r"[\s:,]+", rest) if p)
+        return book.ref(tuple(parts))
     halves = [h.strip() for h in text.split("-")]
     start = tuple(from_hebrew_numeral(p) for p in re.split(r"[\s:,]+", halves[0]) if p)
     if len(halves) == 1:

@@ -12,19 +12,117 @@ from torah_study.library.refs import Ref, RefError
 # Question words that carry no content; BM25 would otherwise reward passages
 # that happen to contain "where" or "say".
 _EN_STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "say", "says", "said", "she", "should", "so", "tell", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "us", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with", "would", "you", "your", "show", "find", "mention", "mentions", "story", "verse", "passage", "text"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "say",
+        "says",
+        "said",
+        "she",
+        "should",
+        "so",
+        "tell",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "show",
+        "find",
+        "mention",
+        "mentions",
+        "story",
+        "verse",
+        "passage",
+        "text",
+    ]
 )
 _HE_STOP = frozenset(
-    ["מה", "מי", "איפה", "היכן", "איך", "למה", "מדוע", "האם", "של", "את", "על", "אל", "עם", "זה", "זו", "גם", "כי", "אשר"]
+    [
+        "מה",
+        "מי",
+        "איפה",
+        "היכן",
+        "איך",
+        "למה",
+        "מדוע",
+        "האם",
+        "של",
+        "את",
+        "על",
+        "אל",
+        "עם",
+        "זה",
+        "זו",
+        "גם",
+        "כי",
+        "אשר",
+    ]
 )
 _PRACTICAL = re.compile(
     r"\b(can i|may i|am i allowed|is it (?:permitted|allowed|forbidden|ok|okay)|"
     r"should i|must i|do i have to|is it halakhically)\b|"
-    "(?:\u05de\u05d5\u05ea\u05e8|\u05d0\u05e1\u05d5\u05e8|\u05d4\u05d0\u05dd \u05de\u05d5\u05ea\u05e8|\u05de\u05d5\u05ea\u05e8 \u05dc\u05d9)",
+    "(?:מותר|אסור|האם מותר|מותר לי)",
     re.IGNORECASE,
 )
 _NAMED_WORK = re.compile(
-    r"\b(?i:what does (?:the )?)(?P<name>[A-Z][\w'\-]*(?: [A-Z][\w'\-]*)*) (?i:say|teach|write)",
+    r"\b(?i:what does (?:the )?)"
+    r"(?P<name>[A-Z][\w'\-]*(?: [A-Z][\w'\-]*)*) (?i:say|teach|write)",
 )
 
 
@@ -89,5 +187,25 @@ def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
 # Names a learner uses for the library as a whole or its big parts, which are
 # never book titles but are still answerable.
 _GENERIC_NAMES = frozenset(
-    ["torah", "bible", "tanakh", "tanach", "talmud", "gemara", "mishnah", "mishna", "halakhah", "halacha", "midrash", "god", "moses", "rabbi", "rabbis", "sages", "judaism", "jewish", "law"]
+    [
+        "torah",
+        "bible",
+        "tanakh",
+        "tanach",
+        "talmud",
+        "gemara",
+        "mishnah",
+        "mishna",
+        "halakhah",
+        "halacha",
+        "midrash",
+        "god",
+        "moses",
+        "rabbi",
+        "rabbis",
+        "sages",
+        "judaism",
+        "jewish",
+        "law",
+    ]
 )
