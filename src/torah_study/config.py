@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     keyword_k: int = Field(default=30, ge=1, le=500)
     dense_k: int = Field(default=30, ge=1, le=500)
     rrf_k: int = Field(default=60, ge=1)
-    rerank_candidates: int = Field(default=20, ge=1, le=200)
+    rerank_candidates: int = Field(default=30, ge=1, le=200)
     rerank_provider: Literal["offline", "cohere"] = "offline"
     rerank_model: str = "rerank-v3.5"
     top_k: int = Field(default=5, ge=1, le=20)

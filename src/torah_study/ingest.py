@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "ingest-state.json"
 # Part of every book's stored hash: raising it re-indexes all books after a
 # change to how segments or their search text are built.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 # The same for vectors: raising it re-embeds everything in the dense scope.
 EMBED_FORMAT = 3
 

@@ -116,13 +116,14 @@ class Verifier:
 
     def check(self, sentence: str) -> str | None:
         """Return why ``sentence`` must be removed, or None when it is sound."""
-        numbers = cited_numbers(sentence)
+        # Brackets and refs inside a quotation belong to the source (footnote
+        # marks, its own citations), not to the answer.
+        unquoted = _QUOTE.sub(" ", sentence)
+        numbers = cited_numbers(unquoted)
         for number in numbers:
             if not 1 <= number <= len(self.passages):
                 given = len(self.passages)
                 return f"cites [{number}], but only {given} sources were given"
-        # Refs inside a quotation belong to the source, not to the answer.
-        unquoted = _QUOTE.sub(" ", sentence)
         for found in self.catalog.find_refs(unquoted):
             if isinstance(found, RefError):
                 return f"names an invalid ref: {found}"
@@ -153,7 +154,7 @@ class Verifier:
         if reason is not None:
             self.report.removed.append(Removed(sentence.strip(), reason))
             return False
-        self.report.citations.extend(cited_numbers(sentence))
+        self.report.citations.extend(cited_numbers(_QUOTE.sub(" ", sentence)))
         return True
 
     def _was_retrieved(self, ref: Ref) -> bool:

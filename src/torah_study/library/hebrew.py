@@ -35,9 +35,16 @@ _ENGLISH_FORMS = {
     "labour": "labor", "favour": "favor", "behaviour": "behavior",
     "sabbath": "shabbat", "sabbaths": "shabbat", "shabbos": "shabbat",
 }  # fmt: skip
-# One-letter prefixes (and, the, in, as, to, from, that) that attach to a word.
-PREFIX_LETTERS = frozenset("\u05d5\u05d4\u05d1\u05db\u05dc\u05de\u05e9")
-_MAX_PREFIX_LETTERS = 3
+# Prefix letters that attach to a word (and, the, in, as, to, from, that) and
+# the combinations of them that occur in the texts. Only these are split off:
+# stripping any run of such letters would turn "המלאכה" into "לאכה".
+PREFIXES = (
+    "\u05d5", "\u05d4", "\u05d1", "\u05db", "\u05dc", "\u05de", "\u05e9",
+    "\u05d5\u05d4", "\u05d5\u05d1", "\u05d5\u05db", "\u05d5\u05dc",
+    "\u05d5\u05de", "\u05d5\u05e9", "\u05e9\u05d4", "\u05e9\u05d1",
+    "\u05e9\u05dc", "\u05e9\u05de", "\u05de\u05d4", "\u05db\u05e9",
+    "\u05d5\u05db\u05e9", "\u05d5\u05e9\u05d1",
+)  # fmt: skip
 _MIN_STEM_LETTERS = 3
 
 
@@ -70,19 +77,17 @@ def hebrew_ratio(text: str) -> float:
 
 
 def prefix_variants(word: str) -> list[str]:
-    """Return ``word`` without one to three leading prefix letters.
+    """Return ``word`` without each known prefix ("והארץ" → "הארץ", "ארץ").
 
     A variant must keep at least three letters, so short words like "משה" are
     left alone. The variants are added next to the word, never in its place,
     because a leading letter is often part of the root.
     """
     variants: list[str] = []
-    stem = word
-    for _ in range(_MAX_PREFIX_LETTERS):
-        if len(stem) - 1 < _MIN_STEM_LETTERS or stem[0] not in PREFIX_LETTERS:
-            break
-        stem = stem[1:]
-        variants.append(stem)
+    for prefix in PREFIXES:
+        stem = word[len(prefix) :]
+        if word.startswith(prefix) and len(stem) >= _MIN_STEM_LETTERS:
+            variants.append(stem)
     return variants
 
 

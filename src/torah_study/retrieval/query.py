@@ -137,6 +137,37 @@ class QueryAnalysis:
     terms: list[str] = field(default_factory=list)
     practical: bool = False
     unknown_work: str | None = None
+    categories: list[str] = field(default_factory=list)
+
+
+# Words that say which part of the library a question is about. "Where does
+# the Torah say…" asks for a verse, not for a later work that quotes it.
+_CATEGORY_HINTS = {
+    "Tanach": (
+        "torah", "verse", "verses", "pasuk", "psalm", "psalms", "bible", "tanakh",
+        "tanach", "prophet", "prophets", "chumash", "תורה", "פסוק", "תהלים", "נביא",
+    ),
+    "Mishnah": ("mishnah", "mishna", "משנה"),
+    "Talmud": ("talmud", "gemara", "תלמוד", "גמרא"),
+}  # fmt: skip
+# Transliterated Hebrew a learner may type, with the Hebrew that the texts use,
+# so keyword search can match the Hebrew of the source.
+TRANSLITERATIONS = {
+    "shema": "שמע", "yisrael": "ישראל", "yisroel": "ישראל", "shabbat": "שבת",
+    "shabbos": "שבת", "kiddush": "קידוש", "tzedakah": "צדקה", "teshuvah": "תשובה",
+    "tefillah": "תפלה", "mitzvah": "מצוה", "mitzvot": "מצות", "akedah": "עקדה",
+    "kaddish": "קדיש", "shofar": "שופר", "sukkah": "סוכה", "matzah": "מצה",
+    "chametz": "חמץ", "tefillin": "תפלין", "mezuzah": "מזוזה", "eretz": "ארץ",
+}  # fmt: skip
+
+
+STOP_WORDS = _EN_STOP | _HE_STOP
+
+
+def category_hints(text: str) -> list[str]:
+    """Return the top-level categories a question names ("Torah" → Tanach)."""
+    words = set(normalize(text).split())
+    return [name for name, cues in _CATEGORY_HINTS.items() if words & set(cues)]
 
 
 def detect_language(text: str) -> str:
@@ -148,7 +179,7 @@ def content_terms(text: str) -> list[str]:
     """Return the normalised content words of a question, in order, without repeats."""
     terms: list[str] = []
     for token in normalize(text).split():
-        if token in _EN_STOP or token in _HE_STOP or len(token) < 2:
+        if token in STOP_WORDS or len(token) < 2:
             continue
         if token not in terms:
             terms.append(token)
@@ -173,6 +204,10 @@ def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
         elif found not in analysis.refs:
             analysis.refs.append(found)
     analysis.terms = content_terms(question)
+    analysis.terms.extend(
+        TRANSLITERATIONS[t] for t in analysis.terms if t in TRANSLITERATIONS
+    )
+    analysis.categories = category_hints(question)
     analysis.practical = _PRACTICAL.search(question) is not None
     match = _NAMED_WORK.search(question)
     if match and not analysis.refs:

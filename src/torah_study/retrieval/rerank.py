@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +23,7 @@ from torah_study.embeddings.base import Embeddings
 from torah_study.index.base import SegmentRecord
 from torah_study.library.hebrew import normalize, prefix_variants, strip_marks
 from torah_study.retrieval.hybrid import Candidate
+from torah_study.retrieval.query import STOP_WORDS, QueryAnalysis
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,9 @@ logger = logging.getLogger(__name__)
 # to 0.92 for a paraphrase), so they are stretched to 0–1 over that band.
 COSINE_FLOOR = 0.78
 COSINE_CEILING = 0.90
-WEIGHTS = {"dense": 0.55, "coverage": 0.30, "bm25": 0.15}
+WEIGHTS = {"dense": 0.40, "coverage": 0.20, "bm25": 0.10, "phrase": 0.20}
+# Added when a passage belongs to the part of the library the question names.
+CATEGORY_BONUS = 0.10
 # Candidates without a stored vector are embedded on the fly, up to this many,
 # because each costs tens of milliseconds on a CPU.
 MAX_ON_THE_FLY = 6
@@ -64,12 +68,28 @@ class Reranker(Protocol):
 
     def rerank(
         self,
-        question: str,
-        terms: Sequence[str],
+        analysis: QueryAnalysis,
         query_vector: npt.NDArray[np.float32] | None,
         candidates: Sequence[tuple[Candidate, SegmentRecord]],
         vectors: dict[str, npt.NDArray[np.float32]],
     ) -> list[Scored]: ...
+
+
+def phrase_overlap(question: str, record: SegmentRecord) -> float:
+    """Return the share of the question's word pairs that occur in the passage.
+
+    Pairs made only of question words ("where does") are left out, so the score
+    rewards a quoted or paraphrased phrase ("לא עליך", "brother's keeper").
+    """
+    tokens = normalize(question).split()
+    pairs = {
+        (a, b) for a, b in pairwise(tokens) if not (a in STOP_WORDS and b in STOP_WORDS)
+    }
+    if not pairs:
+        return 0.0
+    words = normalize(f"{record.he} {record.en}").split()
+    present = set(pairwise(words))
+    return len(pairs & present) / len(pairs)
 
 
 def term_coverage(terms: Sequence[str], record: SegmentRecord) -> float:
@@ -95,8 +115,7 @@ class OfflineReranker:
 
     def rerank(
         self,
-        question: str,
-        terms: Sequence[str],
+        analysis: QueryAnalysis,
         query_vector: npt.NDArray[np.float32] | None,
         candidates: Sequence[tuple[Candidate, SegmentRecord]],
         vectors: dict[str, npt.NDArray[np.float32]],
@@ -116,7 +135,11 @@ class OfflineReranker:
             dense = None
             if query_vector is not None and record.ref in vectors:
                 dense = float(np.dot(query_vector, vectors[record.ref]))
-            coverage = term_coverage(terms, record)
+            coverage = term_coverage(analysis.terms, record)
+            phrase = phrase_overlap(analysis.text, record)
+            hinted = (
+                bool(record.categories) and record.categories[0] in analysis.categories
+            )
             bm25 = (candidate.keyword_score or 0.0) / best_bm25 if best_bm25 else 0.0
             stretched = (
                 min(
@@ -130,6 +153,8 @@ class OfflineReranker:
                 WEIGHTS["dense"] * stretched
                 + WEIGHTS["coverage"] * coverage
                 + WEIGHTS["bm25"] * bm25
+                + WEIGHTS["phrase"] * phrase
+                + (CATEGORY_BONUS if hinted else 0.0)
             )
             scored.append(Scored(candidate, record, score, dense, coverage))
         return sorted(scored, key=lambda s: s.score, reverse=True)
@@ -148,8 +173,7 @@ class CohereReranker:
 
     def rerank(
         self,
-        question: str,
-        terms: Sequence[str],
+        analysis: QueryAnalysis,
         query_vector: npt.NDArray[np.float32] | None,
         candidates: Sequence[tuple[Candidate, SegmentRecord]],
         vectors: dict[str, npt.NDArray[np.float32]],
@@ -158,14 +182,14 @@ class CohereReranker:
             return []
         documents = [f"{r.ref}\n{r.he}\n{r.en}" for _, r in candidates]
         response = self._client.rerank(
-            model=self._model, query=question, documents=documents
+            model=self._model, query=analysis.text, documents=documents
         )
         scored = [
             Scored(
                 candidates[result.index][0],
                 candidates[result.index][1],
                 float(result.relevance_score),
-                coverage=term_coverage(terms, candidates[result.index][1]),
+                coverage=term_coverage(analysis.terms, candidates[result.index][1]),
             )
             for result in response.results
         ]

@@ -56,7 +56,7 @@ class RetrievalSettings:
     keyword_k: int = 30
     dense_k: int = 30
     rrf_k: int = 60
-    rerank_candidates: int = 20
+    rerank_candidates: int = 30
     top_k: int = 5
     gate_threshold: float = 0.35
 
@@ -149,9 +149,7 @@ class Retriever:
             if query_vector is not None
             else {}
         )
-        scored = self.reranker.rerank(
-            analysis.text, analysis.terms, query_vector, pairs, vectors
-        )
+        scored = self.reranker.rerank(analysis, query_vector, pairs, vectors)
         timings["rerank"] = time.perf_counter() - started
 
         decision = apply_gate(scored, settings.gate_threshold)
