@@ -117,6 +117,21 @@ def test_invalid_ref_in_answer_removed(services) -> None:  # type: ignore[no-unt
     assert "invalid ref" in _report(events)["removed"][0]["reason"]
 
 
+def test_uncited_claim_removed(services) -> None:  # type: ignore[no-untyped-def]
+    n = _lev_number(_run(services, None))
+    claim = "The Torah teaches this in the name of Rabbi Eliezer and Rabbi Menachem. "
+    cited = f"Leviticus 19:18 commands love of one's neighbor [{n}]. "
+    events = _run(
+        services, ScriptedModel([claim, cited, "Ask a rabbi about practice."])
+    )
+    text = _text(events)
+    assert claim.strip() not in text
+    assert cited.strip() in text
+    assert "Ask a rabbi about practice." in text
+    reasons = [r["reason"] for r in _report(events)["removed"]]
+    assert reasons == ["makes a claim without citing a source"]
+
+
 def test_uncited_answer_falls_back_to_sources(services) -> None:  # type: ignore[no-untyped-def]
     model = ScriptedModel(["I think it is somewhere in the Torah."])
     events = _run(services, model)

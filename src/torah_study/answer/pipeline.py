@@ -24,6 +24,7 @@ from torah_study.answer.prompts import (
 from torah_study.answer.verify import VerificationReport, Verifier, split_sentences
 from torah_study.index.base import Filters
 from torah_study.library.catalog import Catalog
+from torah_study.library.hebrew import normalize
 from torah_study.retrieval.retriever import Passage, Retrieval, Retriever
 
 logger = logging.getLogger(__name__)
@@ -190,12 +191,15 @@ class AnswerPipeline:
             return kept, verifier.report, "sources-only", first
 
         messages = build_messages(retrieval.analysis.text, language, passages)
+        verifier.require_citations = True
+        verifier.exempt = [normalize(t) for t in (*RABBI.values(), *ABSTAIN.values())]
         try:
             pieces = self.model.stream(messages, max_tokens=self.max_tokens)
             kept, first = yield from self._emit_verified(pieces, verifier)
         except ProviderError as error:
             logger.error("Answer model %s failed: %s", self.model.name, error)
             verifier.report.fallback = True
+            verifier.require_citations = False
             text = sources_only_answer(passages, language, practical, False)
             kept, first = yield from self._emit_verified(text, verifier)
             return kept, verifier.report, "sources-only", first

@@ -25,6 +25,15 @@ _QUOTE = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?:\u05c3])\s+|\n+")
 # A quote of one or two words is a phrase, not a claim about the source text.
 MIN_QUOTE_WORDS = 3
+# A model's sentence this long without a citation is treated as an unsupported
+# claim; shorter ones are headings and transitions ("Sources:", "In short,").
+MAX_UNCITED_WORDS = 7
+# Sentences that send the learner to a rabbi or say the sources are silent
+# make no claim about the texts, so they need no citation.
+_NO_CLAIM_MARKERS = (
+    "ask a rabbi", "consult a rabbi", "do not answer", "don't answer",
+    "לשאול רב", "אינם עונים",
+)  # fmt: skip
 
 
 @dataclass
@@ -100,10 +109,24 @@ def quoted_spans(text: str) -> list[str]:
 
 
 class Verifier:
-    """Checks sentences of an answer against the passages it was given."""
+    """Checks sentences of an answer against the passages it was given.
 
-    def __init__(self, catalog: Catalog, passages: Sequence[Passage]) -> None:
+    With ``require_citations`` (used for model output) a sentence that makes a
+    claim must cite a source; ``exempt`` lists texts that need no citation,
+    such as the advice to ask a rabbi.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        passages: Sequence[Passage],
+        *,
+        require_citations: bool = False,
+        exempt: Sequence[str] = (),
+    ) -> None:
         self.catalog = catalog
+        self.require_citations = require_citations
+        self.exempt = [normalize(text) for text in exempt]
         self.passages = list(passages)
         self.report = VerificationReport()
         self._given: list[Ref] = []
@@ -130,6 +153,8 @@ class Verifier:
             self.report.refs_checked.append(found.normal())
             if not self._was_retrieved(found):
                 return f"names {found.normal()}, which was not among the sources"
+        if self.require_citations and not numbers and self._is_claim(unquoted):
+            return "makes a claim without citing a source"
         pool = [self._texts[n - 1] for n in numbers] or self._texts
         for quote in quoted_spans(sentence):
             # An ellipsis marks omitted words, so each part is matched alone.
@@ -156,6 +181,14 @@ class Verifier:
             return False
         self.report.citations.extend(cited_numbers(_QUOTE.sub(" ", sentence)))
         return True
+
+    def _is_claim(self, text: str) -> bool:
+        plain = normalize(text)
+        if any(plain and plain in exempt for exempt in self.exempt):
+            return False
+        if any(marker in plain for marker in _NO_CLAIM_MARKERS):
+            return False
+        return len(plain.split()) > MAX_UNCITED_WORDS
 
     def _was_retrieved(self, ref: Ref) -> bool:
         return any(given.contains(ref) or ref.contains(given) for given in self._given)
