@@ -19,7 +19,13 @@ import numpy.typing as npt
 import pyarrow as pa
 from lancedb.index import FTS, BTree
 
-from torah_study.index.base import Filters, Hit, SegmentRecord
+from torah_study.index.base import (
+    Filters,
+    Hit,
+    SegmentRecord,
+    position_key,
+    position_upper_bound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -240,13 +246,27 @@ class LanceStore:
     def neighbours(
         self, record: SegmentRecord, before: int, after: int
     ) -> tuple[list[SegmentRecord], list[SegmentRecord]]:
+        """Return up to ``before`` and ``after`` segments around ``record``.
+
+        Only the record's own section and the sections on either side are
+        read (a chapter, or a daf's amud), so a lookup in a long tractate does
+        not scan the whole book. Neighbours further away are not returned.
+        """
+        position = [int(part) for part in record.pos.split(".")]
+        parent = position[:-1]
+        if parent:
+            low = position_key([*parent[:-1], max(parent[-1] - 1, 0)])
+            high = position_upper_bound([*parent[:-1], parent[-1] + 1])
+        else:
+            low, high = "", "~"
         book = _quote(record.book)
-        pos = _quote(record.pos)
-        earlier = self._query(f"book = {book} AND pos < {pos}", None)
-        later = self._query(f"book = {book} AND pos > {pos}", None)
-        earlier.sort(key=lambda r: r.pos)
-        later.sort(key=lambda r: r.pos)
-        return earlier[-before:] if before else [], later[:after]
+        window = self._query(
+            f"book = {book} AND pos >= {_quote(low)} AND pos < {_quote(high)}", None
+        )
+        window.sort(key=lambda r: r.pos)
+        earlier = [r for r in window if r.pos < record.pos]
+        later = [r for r in window if r.pos > record.pos]
+        return (earlier[-before:] if before else []), later[:after]
 
     def count(self) -> int:
         return int(self._segments.count_rows())
