@@ -53,7 +53,7 @@ EMBED_FORMAT = 3
 
 @dataclass
 class IngestReport:
-    """What one ingestion run did, with the time spent per stage in seconds."""
+    """Counts of one ingestion run and the seconds spent in each stage."""
 
     files: int = 0
     books: int = 0
@@ -185,7 +185,7 @@ def ingest(
     for file in files:
         groups[file.title].append(file)
     schema_titles = read_schema_titles(export_dir)
-    wanted = settings.books
+    selected_books = settings.books
     report.seconds["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -197,7 +197,7 @@ def ingest(
             book.aliases, book.he_section_names = schema_titles.get(
                 book.title, ([], [])
             )
-            if wanted and not in_scope(book, wanted):
+            if selected_books and not in_scope(book, selected_books):
                 continue
             _index_book(book_text, store, catalog, state, settings, report)
     report.seconds["parse+write"] = time.perf_counter() - started

@@ -137,7 +137,10 @@ class AnswerPipeline:
         return self.model.name if self.model is not None else "sources-only"
 
     def run(self, question: str, filters: Filters = Filters()) -> Iterator[Event]:
-        """Yield the events for ``question``; never raises, ends with done or error."""
+        """Yield the events for ``question``, ending with a done or an error event.
+
+        Failures in retrieval or in the answer model become error events.
+        """
         started = time.perf_counter()
         try:
             retrieval = self.retriever.retrieve(question, filters)

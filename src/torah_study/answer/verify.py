@@ -44,7 +44,7 @@ class Removed:
 
 @dataclass
 class VerificationReport:
-    """What verification checked and removed; ``passed`` means nothing was removed."""
+    """Outcome of verification: the checks made and the sentences removed."""
 
     sentences: int = 0
     citations: list[int] = field(default_factory=list)

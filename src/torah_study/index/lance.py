@@ -1,7 +1,7 @@
 """Embedded default store: LanceDB tables on local disk, no server needed.
 
-``segments`` holds every ref with its text and a normalised ``search`` column
-under a BM25 full-text index. ``vectors`` holds dense vectors for the refs in
+``segments`` contains every ref with its text and a normalised ``search`` column
+under a BM25 full-text index. ``vectors`` contains dense vectors for the refs in
 the configured dense scope, so keyword search covers everything while the
 slow embedding stage can cover less.
 """

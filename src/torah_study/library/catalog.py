@@ -38,6 +38,12 @@ _HE_ADDRESS = (
 )
 
 
+_EN_RANGE = re.compile(
+    r"(?P<start>\d+[ab]?(?:[:.]\d+)*)"
+    r"(?:\s*[-\u2013]\s*(?P<end>\d+[ab]?(?:[:.]\d+)*))?"
+)
+
+
 def title_key(title: str) -> str:
     """Return the form titles are compared in: casefolded, no marks or quotes."""
     plain = strip_marks(title).casefold()
@@ -176,10 +182,8 @@ class Catalog:
             return book.ref()
         if re.search("[\u05d0-\u05ea]", address):
             return _parse_hebrew_address(book, address)
-        match = re.fullmatch(
-            r"(?P<start>\d+[ab]?(?:[:.]\d+)*)(?:\s*[-\u2013]\s*(?P<end>\d+[ab]?(?:[:.]\d+)*))?",
-            address,
-        )
+
+        match = _EN_RANGE.fullmatch(address)
         if not match:
             raise RefError(
                 f"Invalid address {address!r} for {book.title}: expected numbers "
@@ -189,6 +193,9 @@ class Catalog:
         end_text = match.group("end")
         if end_text is None:
             return book.ref(start)
+
+        # The end may leave out leading parts it shares with the start:
+        # "Genesis 1:1-3" ends at 1:3, "Berakhot 2a-3b" at 3b.
         end_parts = end_text.replace(".", ":").split(":")
         top_is_daf = book.talmud and len(end_parts) == len(start)
         end_tail = tuple(

@@ -1,9 +1,11 @@
 """Second stage: rescore the fused candidates and keep the best few.
 
-The offline scorer blends three signals into a 0–1 relevance score that the
-gate can threshold: the dense cosine between question and passage, the share
-of the question's content words found in the passage, and the BM25 score
-relative to the best candidate. No cross-encoder ships its weights in a
+The offline scorer blends several signals into a 0–1 relevance score that
+the gate can threshold. They are the dense cosine between question and
+passage, the share of the question's content words found in the passage,
+the share of its word pairs found there, and the BM25 score relative to the
+best candidate. A passage from the part of the library the question names
+gets a bonus. No cross-encoder ships its weights in a
 package registry, so this scorer stands in for one; Cohere rerank is the
 remote option.
 """
