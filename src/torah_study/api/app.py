@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -50,6 +51,7 @@ def create_app(
         if built is None:
             built = await run_in_threadpool(build_services, settings)
         app.state.services = built
+        _warm_in_background(built)
         logger.info(
             "Serving %d segments (%d with vectors), answers by %s",
             built.store.count(),
@@ -63,6 +65,28 @@ def create_app(
     app.state.settings = settings
     _add_routes(app)
     return app
+
+
+def _warm_in_background(services: Services) -> None:
+    """Load the answer model and generate one token in a background thread.
+
+    The first generation after loading is slow, so this keeps that delay out
+    of the first question.
+    """
+    warm = getattr(services.pipeline.model, "warm", None)
+    if warm is None:
+        return
+
+    def run() -> None:
+        try:
+            warm()
+            logger.info("Answer model %s is warm", services.pipeline.provider_name)
+        except Exception as error:
+            logger.error(
+                "Warming %s failed: %s", services.pipeline.provider_name, error
+            )
+
+    threading.Thread(target=run, name="warm-answer-model", daemon=True).start()
 
 
 def get_services(request: Request) -> Services:

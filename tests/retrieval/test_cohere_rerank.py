@@ -1,0 +1,82 @@
+"""Cohere rerank through the real client, against a local server on 127.0.0.1.
+
+Cohere is a paid remote API, so the test stands in for it at the HTTP
+boundary: a small server that speaks the ``/v2/rerank`` wire format.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from torah_study.index.base import SegmentRecord
+from torah_study.retrieval.hybrid import Candidate
+from torah_study.retrieval.query import QueryAnalysis
+from torah_study.retrieval.rerank import CohereReranker
+
+REQUESTS: list[dict[str, Any]] = []
+
+
+class RerankHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        REQUESTS.append(
+            {"path": self.path, "body": body, "auth": self.headers["Authorization"]}
+        )
+        # Score each document by whether it mentions "neighbour", so the
+        # second document must come first.
+        results = [
+            {"index": i, "relevance_score": 0.9 if "neighbour" in doc else 0.1}
+            for i, doc in enumerate(body["documents"])
+        ]
+        results.sort(key=lambda r: r["relevance_score"], reverse=True)
+        payload = json.dumps({"id": "r1", "results": results, "meta": {}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def base_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RerankHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _record(ref: str, en: str) -> SegmentRecord:
+    return SegmentRecord(ref=ref, book=ref.rsplit(" ", 1)[0], pos="", en=en)
+
+
+def test_cohere_rerank_orders_by_score(base_url: str) -> None:
+    REQUESTS.clear()
+    reranker = CohereReranker("test-key", "rerank-v3.5", base_url=base_url)
+    candidates = [
+        (Candidate("Pirkei Avot 1:12"), _record("Pirkei Avot 1:12", "Love peace.")),
+        (
+            Candidate("Leviticus 19:18"),
+            _record("Leviticus 19:18", "thou shalt love thy neighbour as thyself"),
+        ),
+    ]
+    analysis = QueryAnalysis(text="love your neighbor", language="en", terms=["love"])
+
+    scored = reranker.rerank(analysis, None, candidates, {})
+
+    assert [s.record.ref for s in scored] == ["Leviticus 19:18", "Pirkei Avot 1:12"]
+    assert scored[0].score == pytest.approx(0.9)
+    (request,) = REQUESTS
+    assert request["path"] == "/v2/rerank"
+    assert request["body"]["query"] == "love your neighbor"
+    assert request["body"]["model"] == "rerank-v3.5"
+    assert request["auth"] == "Bearer test-key"
