@@ -86,10 +86,12 @@ def time_retrieval(
     modes: dict[str, str] = {}
     for query in queries:
         modes[query] = retriever.retrieve(query).mode
+    print(f"retrieval: warm-up done for {len(queries)} queries", file=sys.stderr)
 
     stages: dict[str, list[float]] = defaultdict(list)
     end_to_end: dict[str, list[float]] = defaultdict(list)
-    for _ in range(repeats):
+    for number in range(1, repeats + 1):
+        print(f"retrieval: pass {number} of {repeats}", file=sys.stderr)
         for query in queries:
             started = time.perf_counter()
             result = retriever.retrieve(query)

@@ -12,6 +12,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -295,7 +296,10 @@ def _embed_batches(
     # were measured to slow a single query by an order of magnitude.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     ) as pool:
         window: list[tuple[list[SegmentRecord], Future[Any]]] = []
         for batch in batches:
@@ -312,8 +316,18 @@ def _embed_batches(
 _worker_model: Embeddings | None = None
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
+    # A worker whose ingest process was killed would otherwise keep running,
+    # so it exits once it is handed to a new parent. ``parent`` comes from the
+    # ingest process because a slow start-up may outlive it.
+
+    def exit_when_orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(1)
+
+    threading.Thread(target=exit_when_orphaned, daemon=True).start()
 
 
 def _embed_in_worker(texts: list[str]) -> Vectors:

@@ -154,7 +154,9 @@ def test_stream_sends_keepalive_comments(services: Services, base_url: str) -> N
 
 
 def test_search_endpoint(base_url: str) -> None:
-    response = httpx.get(f"{base_url}/search", params={"q": "ואהבת לרעך כמוך"})
+    response = httpx.get(
+        f"{base_url}/search", params={"q": "ואהבת לרעך כמוך"}, timeout=60
+    )
     assert response.status_code == 200
     refs = [r["ref"] for r in response.json()["results"]]
     assert "Leviticus 19:18" in refs
@@ -162,7 +164,7 @@ def test_search_endpoint(base_url: str) -> None:
 
 def test_search_with_book_filter(base_url: str) -> None:
     response = httpx.get(
-        f"{base_url}/search", params={"q": "Torah", "book": "Pirkei Avot"}
+        f"{base_url}/search", params={"q": "Torah", "book": "Pirkei Avot"}, timeout=60
     )
     assert response.status_code == 200
     assert all(r["book"] == "Pirkei Avot" for r in response.json()["results"])
