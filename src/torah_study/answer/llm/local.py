@@ -50,7 +50,7 @@ class LocalModel:
         if not model_path.is_file():
             raise ProviderError(
                 f"Model file not found: {model_path}. Fetch the default model with "
-                "`torah-study fetch-model`, or set TORAH_STUDY_LLM_MODEL_PATH to a "
+                "`torah-study models qwen2.5-0.5b`, or set TORAH_STUDY_LLM_MODEL_PATH to a "
                 "GGUF file."
             )
         self.name = f"local:{model_path.stem}"
