@@ -49,9 +49,9 @@ class LocalModel:
         self._llama_cpp = import_llama_cpp()
         if not model_path.is_file():
             raise ProviderError(
-                f"Model file not found: {model_path}. Fetch the default model with "
-                "`torah-study models qwen2.5-0.5b`, or set TORAH_STUDY_LLM_MODEL_PATH to a "
-                "GGUF file."
+                f"Model file not found: {model_path}. Fetch the default model "
+                "with `torah-study models qwen2.5-0.5b`, or set "
+                "TORAH_STUDY_LLM_MODEL_PATH to a GGUF file."
             )
         self.name = f"local:{model_path.stem}"
         self.model_path = model_path
