@@ -68,9 +68,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     updates: dict[str, object] = {}
-    if args.books:
+    if args.books is not None:
         updates["books"] = tuple(args.books)
-    if args.dense_scope:
+    if args.dense_scope is not None:
         updates["dense_scope"] = tuple(args.dense_scope)
     settings = settings.model_copy(update=updates)
     export_dir = args.export_dir or settings.export_dir
@@ -257,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--export-dir", type=Path, help="Sefaria-Export folder")
     ingest.add_argument("--books", nargs="*", help="only these titles or categories")
     ingest.add_argument(
-        "--dense-scope", nargs="*", help="titles or categories to embed ('*' for all)"
+        "--dense-scope",
+        nargs="*",
+        help="titles or categories to embed ('*' for all; no value embeds nothing)",
     )
     ingest.add_argument("--quiet", action="store_true", help="hide progress bars")
     ingest.set_defaults(handler=cmd_ingest)

@@ -527,3 +527,55 @@ def test_fetch_rejects_empty_request(tmp_path: Path) -> None:
 def test_toc_without_books_raises() -> None:
     with pytest.raises(FetchError, match="no books"):
         TableOfContents.from_json([{"category": "Tanach", "contents": []}])
+
+
+def test_cli_fetch_then_ingest(
+    server: tuple[str, type[QuietHandler]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from torah_study.cli import main
+
+    base_url, _ = server
+    dest = tmp_path / "export"
+    code = main(
+        ["library", "fetch", "Pirkei Avot", "--dest", str(dest), "--base-url", base_url]
+    )
+    assert code == 0
+    assert "export folder" in capsys.readouterr().out
+    assert (
+        dest / "json/Mishnah/Seder Nezikin/Pirkei Avot/Hebrew/merged.json"
+    ).is_file()
+
+    code = main(
+        [
+            "--data-dir", str(tmp_path / "data"), "ingest", "--quiet",
+            "--export-dir", str(dest), "--dense-scope",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    output = capsys.readouterr().out
+    assert "books: 1 (0 unchanged)" in output
+
+
+def test_cli_fetch_unknown_title_fails(
+    server: tuple[str, type[QuietHandler]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from torah_study.cli import main
+
+    base_url, _ = server
+    code = main(
+        [
+            "library",
+            "fetch",
+            "Genesiss",
+            "--dest",
+            str(tmp_path),
+            "--base-url",
+            base_url,
+        ]
+    )
+    assert code == 1
+    assert "Genesis" in capsys.readouterr().err
