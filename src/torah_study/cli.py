@@ -192,6 +192,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     metrics = report.metrics()
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    hit_rate = float(metrics[f"hit@{args.k}"])
     if args.output:
         rows = [
             {
@@ -211,6 +212,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             ),
             encoding="utf-8",
         )
+    if args.min_hit is not None and hit_rate < args.min_hit:
+        return _fail(f"hit@{args.k} is {hit_rate:.3f}, below --min-hit {args.min_hit}.")
     return 0
 
 
@@ -294,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--k", type=int, default=5, help="cut-off for recall@k")
     evaluation.add_argument(
         "--output", type=Path, help="write per-question results as JSON"
+    )
+    evaluation.add_argument(
+        "--min-hit",
+        type=float,
+        help="exit with status 1 when hit@k (0 to 1) is below this value",
     )
     evaluation.add_argument(
         "--provider",
