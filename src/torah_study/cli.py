@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from torah_study.config import Settings
 
 logger = logging.getLogger("torah_study")
@@ -324,7 +326,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    code: int = args.handler(args)
+    if args.command == "serve" and not args.verbose:
+        # A service logs its start, stop and errors without being asked to.
+        logging.getLogger("torah_study").setLevel(logging.INFO)
+    try:
+        code: int = args.handler(args)
+    except ValidationError as error:
+        return _fail(f"invalid setting: {error}")
+    except BrokenPipeError:
+        # The reader of the output went away (for example `| head`).
+        return 0
     return code
 
 

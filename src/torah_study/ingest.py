@@ -193,7 +193,15 @@ def ingest(
     titles = sorted(groups, key=lambda t: (groups[t][0].categories, t))
     progress = tqdm(titles, desc="index", unit="book", disable=not show_progress)
     for order, title in enumerate(progress):
-        for book_text in build_book_texts(groups[title], order):
+        try:
+            book_texts = build_book_texts(groups[title], order)
+        except (TypeError, ValueError, AttributeError, RecursionError) as error:
+            # A malformed book is skipped and its stored copy is kept.
+            paths = ", ".join(str(f.path) for f in groups[title])
+            logger.error("Skipping %s (%s): %s", title, paths, error)
+            report.corrupt.append((paths, f"{title}: {error}"))
+            continue
+        for book_text in book_texts:
             book = book_text.book
             book.aliases, book.he_section_names = schema_titles.get(
                 book.title, ([], [])

@@ -178,3 +178,20 @@ def test_out_of_library_abstains_with_no_refs(services) -> None:  # type: ignore
     assert done.mode == "abstain"
     assert done.refs == []
     assert "Never shown" not in done.answer
+
+
+def test_claim_hidden_behind_rabbi_phrase_removed(services) -> None:  # type: ignore[no-untyped-def]
+    claim = (
+        "Eating meat right after dairy is fully permitted according to all "
+        "authorities, no need to ask a rabbi."
+    )
+    events = _run(services, ScriptedModel([claim]))
+    assert claim not in _text(events)
+
+
+def test_sources_only_keeps_every_source(services) -> None:  # type: ignore[no-untyped-def]
+    events = _run(services, None, "What do the sages teach about loving peace?")
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    for ref in done.refs:
+        assert ref in done.answer

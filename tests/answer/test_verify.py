@@ -18,3 +18,17 @@ def test_split_sentences_keeps_quotes_whole() -> None:
 def test_split_sentences_joins_back() -> None:
     text = "One. Two!\nThree? Four"
     assert "".join(split_sentences(text)) == text
+
+
+def test_wide_citation_range_not_expanded() -> None:
+    assert cited_numbers("See [1-2000000000].") == [1, 2000000000]
+
+
+def test_colon_does_not_split_sentences() -> None:
+    text = "All may eat it: even on fast days: said the sages."
+    assert split_sentences(text) == [text]
+
+
+def test_hebrew_abbreviation_is_not_a_quote() -> None:
+    text = 'רש"י מסביר את הזמן [2]. חז"ל קבעו כך [4].'
+    assert split_sentences(text) == ['רש"י מסביר את הזמן [2]. ', 'חז"ל קבעו כך [4].']

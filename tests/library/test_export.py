@@ -117,3 +117,21 @@ def test_missing_fields_raise(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"title": "Genesis", "text": []}), encoding="utf-8")
     with pytest.raises(ExportError, match="missing language"):
         read_text_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"text": 5}, "text must be a list"),
+        ({"text": [[1, 2], [None, True]]}, "contains a int and no strings"),
+        ({"priority": "high"}, "invalid field"),
+        ({"categories": 5}, "categories must be a list"),
+        ({"language": "fr"}, "unsupported language"),
+    ],
+)
+def test_wrongly_typed_fields_raise(tmp_path: Path, fields: dict, message: str) -> None:  # type: ignore[type-arg]
+    data = {"title": "Ruth", "language": "en", "text": [["In the days"]], **fields}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ExportError, match=message):
+        read_text_file(bad)

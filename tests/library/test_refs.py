@@ -161,3 +161,14 @@ def test_find_refs_hebrew_with_prefix(catalog: Catalog) -> None:
 
 def test_title_only_is_not_a_lookup(catalog: Catalog) -> None:
     assert catalog.find_refs("What is the first story in Genesis?") == []
+
+
+def test_find_hebrew_verse_ref(catalog: Catalog) -> None:
+    assert catalog.find_refs("בראשית א:א") == [catalog.parse("Genesis 1:1")]
+    assert catalog.find_refs("מה כתוב בתהלים קיט:קעו?") == [
+        catalog.parse("Psalms 119:176")
+    ]
+
+
+def test_find_hebrew_talmud_line(catalog: Catalog) -> None:
+    assert catalog.find_refs("ברכות ב: ג") == [catalog.parse("Berakhot 2b:3")]

@@ -117,6 +117,19 @@ def sources_only_answer(
     return "\n".join(lines) + "\n"
 
 
+def _emit_lines(text: str) -> Generator[Event, None, float]:
+    """Yield a sources-only answer line by line and return when it started.
+
+    Its quotations are copied from the passages themselves, so they are not
+    verified: checking a source against itself would only catch the source's
+    own footnotes and references.
+    """
+    started = time.perf_counter()
+    for line in text.splitlines(keepends=True):
+        yield TokenEvent(line)
+    return started
+
+
 class AnswerPipeline:
     """Runs retrieval, the answer model and verification for one question."""
 
@@ -190,8 +203,10 @@ class AnswerPipeline:
         lookup = retrieval.mode == "lookup"
         if self.model is None or lookup:
             text = sources_only_answer(passages, language, practical, lookup)
-            kept, first = yield from self._emit_verified(text, verifier)
-            return kept, verifier.report, "sources-only", first
+            if retrieval.message:
+                text = f"{retrieval.message}\n\n{text}"
+            started = yield from _emit_lines(text)
+            return text, verifier.report, "sources-only", started
 
         messages = build_messages(retrieval.analysis.text, language, passages)
         verifier.require_citations = True
@@ -202,10 +217,9 @@ class AnswerPipeline:
         except ProviderError as error:
             logger.error("Answer model %s failed: %s", self.model.name, error)
             verifier.report.fallback = True
-            verifier.require_citations = False
             text = sources_only_answer(passages, language, practical, False)
-            kept, first = yield from self._emit_verified(text, verifier)
-            return kept, verifier.report, "sources-only", first
+            started = yield from _emit_lines(text)
+            return text, verifier.report, "sources-only", started
         if practical and RABBI[language] not in kept:
             tail = "\n\n" + RABBI[language]
             yield TokenEvent(tail)

@@ -21,13 +21,25 @@ from torah_study.retrieval.retriever import Passage
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]")
 _QUOTE = re.compile(
     r"\"([^\"]{3,}?)\"|\u201c([^\u201d]{3,}?)\u201d|\u05f4([^\u05f4]{3,}?)\u05f4|\u00ab([^\u00bb]{3,}?)\u00bb"
+    r"|\u2018([^\u2019]{3,}?)\u2019|\u201e([^\u201c\u201d]{3,}?)[\u201c\u201d]"
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?:\u05c3])\s+|\n+")
+# Colons do not end a sentence: splitting at them would let a long uncited
+# claim through as several short pieces.
+_SENTENCE_END = re.compile(r"(?<=[.!?\u05c3])\s+|\n+")
+# A quotation mark between two Hebrew letters is gershayim in an abbreviation
+# (רש"י, חז"ל), not the start of a quotation.
+_ABBREVIATION_QUOTE = re.compile('(?<=[\u05d0-\u05ea])["\u05f4](?=[\u05d0-\u05ea])')
+# Citation ranges wider than this are not expanded: no answer has that many
+# sources, and "[1-2000000000]" must not build a list of two billion numbers.
+MAX_CITATION_RANGE = 50
 # A quote of one or two words is a phrase, not a claim about the source text.
 MIN_QUOTE_WORDS = 3
 # A model's sentence this long without a citation is treated as an unsupported
 # claim; shorter ones are headings and transitions ("Sources:", "In short,").
-MAX_UNCITED_WORDS = 7
+MAX_UNCITED_WORDS = 4
+# An exempt sentence (a pointer to a rabbi, "the sources do not answer") may be
+# at most this long, so that a claim cannot hide behind the phrase.
+MAX_EXEMPT_WORDS = 14
 # Sentences that send the learner to a rabbi or say the sources are silent
 # make no claim about the texts, so they need no citation.
 _NO_CLAIM_MARKERS = (
@@ -70,6 +82,7 @@ class VerificationReport:
 
 
 def _inside_quote(text: str) -> bool:
+    text = _ABBREVIATION_QUOTE.sub("", text)
     curly = text.count("\u201c") - text.count("\u201d")
     return curly > 0 or text.count('"') % 2 == 1 or text.count("\u05f4") % 2 == 1
 
@@ -98,7 +111,11 @@ def cited_numbers(text: str) -> list[int]:
         for part in re.split(r"\s*[,;]\s*", match.group(1)):
             bounds = re.split(r"\s*[\u2013-]\s*", part)
             if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
-                numbers.extend(range(int(bounds[0]), int(bounds[1]) + 1))
+                low, high = int(bounds[0]), int(bounds[1])
+                if high - low > MAX_CITATION_RANGE:
+                    numbers.extend((low, high))
+                else:
+                    numbers.extend(range(low, high + 1))
             elif part.strip().isdigit():
                 numbers.append(int(part))
     return numbers
@@ -141,6 +158,7 @@ class Verifier:
         """Return why ``sentence`` must be removed, or None when it is sound."""
         # Brackets and refs inside a quotation belong to the source (footnote
         # marks, its own citations), not to the answer.
+        sentence = _ABBREVIATION_QUOTE.sub("", sentence)
         unquoted = _QUOTE.sub(" ", sentence)
         numbers = cited_numbers(unquoted)
         for number in numbers:
@@ -179,14 +197,16 @@ class Verifier:
         if reason is not None:
             self.report.removed.append(Removed(sentence.strip(), reason))
             return False
-        self.report.citations.extend(cited_numbers(_QUOTE.sub(" ", sentence)))
+        plain = _ABBREVIATION_QUOTE.sub("", sentence)
+        self.report.citations.extend(cited_numbers(_QUOTE.sub(" ", plain)))
         return True
 
     def _is_claim(self, text: str) -> bool:
         plain = normalize(text)
         if any(plain and plain in exempt for exempt in self.exempt):
             return False
-        if any(marker in plain for marker in _NO_CLAIM_MARKERS):
+        short = len(plain.split()) <= MAX_EXEMPT_WORDS
+        if short and any(marker in plain for marker in _NO_CLAIM_MARKERS):
             return False
         return len(plain.split()) > MAX_UNCITED_WORDS
 

@@ -32,8 +32,11 @@ _HE_AMUD = (
     r"(?:[.:]|\s+\u05e2[\"\u05f4']?[\u05d0\u05d1]"
     r"|\s+\u05e2\u05de\u05d5\u05d3\s+[\u05d0\u05d1])"
 )
+# A Hebrew address: "א:א" and "א, ב" (chapter and verse) are tried before an
+# amud mark, because "א:" alone would otherwise read as amud b of a daf.
 _HE_ADDRESS = (
-    rf"(?:\u05d3\u05e3\s+)?{_HE_NUM}{_HE_AMUD}?(?:\s*[:,]\s*{_HE_NUM}|\s+{_HE_NUM}(?=\s|$|[?.!,]))*"
+    rf"(?:\u05d3\u05e3\s+)?{_HE_NUM}"
+    rf"(?:(?:\s*[:,]\s*{_HE_NUM})+|{_HE_AMUD}(?:\s+{_HE_NUM}(?=\s|$|[?.!,]))?)?"
     rf"(?:\s*-\s*{_HE_NUM}(?:\s*[:,]\s*{_HE_NUM})*)?"
 )
 

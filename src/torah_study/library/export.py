@@ -75,7 +75,7 @@ def read_text_file(path: Path) -> TextFile:
     raw = path.read_bytes()
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ExportError(f"{path}: invalid JSON ({error})") from error
     if not isinstance(data, dict):
         raise ExportError(
@@ -87,7 +87,49 @@ def read_text_file(path: Path) -> TextFile:
     language = data["language"]
     if language not in LANGUAGES:
         raise ExportError(f"{path}: unsupported language {language!r}")
+    if not isinstance(data["text"], list | dict):
+        raise ExportError(
+            f"{path}: text must be a list or an object, "
+            f"found {type(data['text']).__name__}"
+        )
+    # The export has stray placeholders (a 0 among Rashi's comments on
+    # Eruvin), which are skipped, but a text with no string at all is broken.
+    leaf = _invalid_leaf(data["text"])
+    if leaf is not None and not _has_string(data["text"]):
+        raise ExportError(f"{path}: text contains a {leaf} and no strings")
+    try:
+        return _text_file(path, raw, data, language)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError) as error:
+        raise ExportError(f"{path}: invalid field ({error})") from error
+
+
+def _has_string(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, list | dict):
+        items = value.values() if isinstance(value, dict) else value
+        return any(_has_string(item) for item in items)
+    return False
+
+
+def _invalid_leaf(value: Any) -> str | None:
+    """Return the type name of the first leaf that is not a string (or null)."""
+    if isinstance(value, str) or value is None:
+        return None
+    if isinstance(value, list | dict):
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            found = _invalid_leaf(item)
+            if found is not None:
+                return found
+        return None
+    return type(value).__name__
+
+
+def _text_file(path: Path, raw: bytes, data: dict[str, Any], language: str) -> TextFile:
     section_names = data.get("sectionNames") or _schema_section_names(data)
+    if not isinstance(data.get("categories") or [], list):
+        raise ExportError(f"{path}: categories must be a list")
     return TextFile(
         path=path,
         title=str(data["title"]),

@@ -115,13 +115,19 @@ _HE_STOP = frozenset(
     ]
 )
 _PRACTICAL = re.compile(
-    r"\b(can i|may i|am i allowed|is it (?:permitted|allowed|forbidden|ok|okay)|"
-    r"should i|must i|do i have to|is it halakhically)\b|"
-    "(?:מותר|אסור|האם מותר|מותר לי)",
+    r"\b(can (?:i|one|we|a|you)|may (?:i|one|we|a)|am i allowed|"
+    r"permitted|permissible|allowed|forbidden|prohibited|is it ok(?:ay)?|"
+    r"should (?:i|one|we|a)|must (?:i|one|we)|do (?:i|we) (?:have|need) to|"
+    r"how long (?:do|must|should) (?:i|one|we)|halakh?a on|"
+    r"is it halakhically)\b|"
+    "(?:מותר|אסור|האם אפשר|אני יכול|צריך לחכות|כמה זמן צריך|מה ההלכה)",
     re.IGNORECASE,
 )
+# "What does the Tanya say…": a work named with an article. People are named
+# without one ("What does Ben Zoma say…") and are not checked against the
+# catalog, because a sage's words are found by search.
 _NAMED_WORK = re.compile(
-    r"\b(?i:what does (?:the )?)"
+    r"\b(?i:what does the )"
     r"(?P<name>[A-Z][\w'\-]*(?: [A-Z][\w'\-]*)*) (?i:say|teach|write)",
 )
 

@@ -103,8 +103,15 @@ class Retriever:
     def _lookup(self, analysis: QueryAnalysis) -> Retrieval:
         started = time.perf_counter()
         passages: list[Passage] = []
+        notes = list(analysis.ref_errors)
         for ref in analysis.refs:
-            for record in self.lookup(ref):
+            records = self.lookup(ref)
+            if len(records) == MAX_LOOKUP_SEGMENTS:
+                notes.append(
+                    f"Showing the first {MAX_LOOKUP_SEGMENTS} segments of "
+                    f"{ref.normal()}; ask for a narrower ref to see the rest."
+                )
+            for record in records:
                 passages.append(Passage(record, 1.0, self._he_ref(record.ref)))
         timings = {"lookup": time.perf_counter() - started}
         if not passages:
@@ -115,7 +122,14 @@ class Retriever:
                 message=f"{names} has no text in the library.",
                 timings=timings,
             )
-        return Retrieval(analysis, "lookup", passages, best_score=1.0, timings=timings)
+        return Retrieval(
+            analysis,
+            "lookup",
+            passages,
+            message=" ".join(notes),
+            best_score=1.0,
+            timings=timings,
+        )
 
     def _search(self, analysis: QueryAnalysis, filters: Filters) -> Retrieval:
         settings = self.settings
