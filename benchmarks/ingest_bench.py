@@ -121,6 +121,14 @@ def main() -> int:
         started = time.perf_counter()
         report = ingest(settings, export_dir, show_progress=args.progress)
         wall = time.perf_counter() - started
+        # Read before ``du`` runs: a forked child counts its parent's pages.
+        # ru_maxrss is in KiB on Linux, and the children are the embedding workers.
+        peak_rss = {
+            "main": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "largest_child": round(
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+            ),
+        }
         if report.corrupt:
             print(f"warning: {len(report.corrupt)} corrupt files skipped", file=sys.stderr)
         result.update(
@@ -142,16 +150,7 @@ def main() -> int:
                 "wall_seconds": round(wall, 2),
                 "stages": stage_report(report),
                 "index_size": index_sizes(settings.index_dir),
-                # ru_maxrss is in KiB on Linux. Children are the embedding workers.
-                "peak_rss_mib": {
-                    "main": round(
-                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-                    ),
-                    "largest_child": round(
-                        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                        1,
-                    ),
-                },
+                "peak_rss_mib": peak_rss,
                 "kept": args.keep,
             }
         )

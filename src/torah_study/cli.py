@@ -116,9 +116,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         services = _services(args)
     except NotIngestedError as error:
         return _fail(str(error))
-    result = services.retriever.retrieve(
-        args.query, Filters(tuple(args.book or ()), tuple(args.category or ()))
-    )
+    if not args.query.strip():
+        return _fail("the query is blank.")
+    try:
+        books, categories = services.catalog.resolve_filters(
+            args.book or (), args.category or ()
+        )
+    except ValueError as error:
+        return _fail(str(error))
+    result = services.retriever.retrieve(args.query, Filters(books, categories))
     if result.message:
         print(result.message)
     for number, passage in enumerate(result.passages, start=1):
@@ -151,8 +157,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     question = " ".join(args.question).strip()
     if not question:
         return _fail("the question is blank.")
-    filters = Filters(tuple(args.book or ()), tuple(args.category or ()))
-    for event in services.pipeline.run(question, filters):
+    try:
+        books, categories = services.catalog.resolve_filters(
+            args.book or (), args.category or ()
+        )
+    except ValueError as error:
+        return _fail(str(error))
+    for event in services.pipeline.run(question, Filters(books, categories)):
         if isinstance(event, SourcesEvent):
             if event.sources:
                 print("Sources:")
@@ -179,6 +190,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from torah_study.evaluation import EvalFileError, evaluate, load_questions
     from torah_study.service import NotIngestedError
 
+    if args.k < 1:
+        return _fail("--k must be at least 1.")
+    if args.output is not None and not args.output.parent.is_dir():
+        return _fail(f"cannot write {args.output}: its folder does not exist.")
     try:
         questions = load_questions(args.file)
         services = _services(args)
@@ -234,6 +249,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Torah Study is starting on http://{host}:{port}/", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     return 0
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: use 1 to 65535")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--port", type=_port, help="port, 1 to 65535 (default 8000)")
     serve.set_defaults(handler=cmd_serve)
     return parser
 

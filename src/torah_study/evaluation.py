@@ -90,7 +90,11 @@ def _mean(values: list[float]) -> float:
 
 def load_questions(path: Path) -> list[Question]:
     questions: list[Question] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise EvalFileError(f"{path}: not a UTF-8 text file ({error})") from error
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -106,12 +110,18 @@ def load_questions(path: Path) -> list[Question]:
             raise EvalFileError(
                 f"{path}:{number}: invalid question line ({error})"
             ) from error
+        if not isinstance(data.get("gold_refs", []), list):
+            raise EvalFileError(f"{path}:{number}: gold_refs must be a list of refs")
+        if not isinstance(data["question"], str) or not data["question"].strip():
+            raise EvalFileError(f"{path}:{number}: question must be non-empty text")
         if question.kind not in KINDS:
             raise EvalFileError(
                 f"{path}:{number}: unknown kind {question.kind!r}; "
                 f"expected one of {KINDS}"
             )
         questions.append(question)
+    if not questions:
+        raise EvalFileError(f"{path}: no questions found")
     return questions
 
 

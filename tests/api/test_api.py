@@ -198,3 +198,34 @@ def test_text_unknown_book(base_url: str) -> None:
     response = httpx.get(f"{base_url}/texts/Tanya 1:1")
     assert response.status_code == 404
     assert "Unknown book" in response.json()["detail"]
+
+
+def test_filter_resolves_aliases(base_url: str) -> None:
+    response = httpx.post(
+        f"{base_url}/chat",
+        json={"question": "love thy neighbour as thyself", "books": ["lev"]},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    assert "Leviticus 19:18" in response.json()["refs"]
+
+
+def test_unknown_filter_rejected(base_url: str) -> None:
+    response = httpx.post(
+        f"{base_url}/chat",
+        json={"question": "love", "categories": ["%"]},
+        timeout=60,
+    )
+    assert response.status_code == 422
+    assert "Unknown category" in response.json()["detail"]
+
+
+def test_lone_surrogate_rejected(base_url: str) -> None:
+    body = '{"question": "love \\ud800 neighbor"}'
+    response = httpx.post(
+        f"{base_url}/chat",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 422

@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -38,6 +40,8 @@ from torah_study.service import Services, build_services
 
 logger = logging.getLogger(__name__)
 
+MAX_FILTERS = 50
+
 
 def create_app(
     settings: Settings | None = None, services: Services | None = None
@@ -63,6 +67,7 @@ def create_app(
 
     app = FastAPI(title="Torah Study", version=__version__, lifespan=lifespan)
     app.state.settings = settings
+    app.add_exception_handler(RequestValidationError, _validation_error)
     _add_routes(app)
     return app
 
@@ -89,6 +94,17 @@ def _warm_in_background(services: Services) -> None:
     threading.Thread(target=run, name="warm-answer-model", daemon=True).start()
 
 
+async def _validation_error(request: Request, error: Exception) -> Response:
+    """Return a 422 whose JSON is ASCII-escaped.
+
+    The default handler echoes the input, and input with a lone surrogate
+    cannot be encoded as UTF-8, which turned a client error into a 500.
+    """
+    assert isinstance(error, RequestValidationError)
+    body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -97,8 +113,13 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _filters(body: ChatRequest) -> Filters:
-    return Filters(tuple(body.books), tuple(body.categories))
+def _filters(services: Services, books: list[str], categories: list[str]) -> Filters:
+    """Resolve filter names against the catalog; unknown names are a 422."""
+    try:
+        titles, names = services.catalog.resolve_filters(books, categories)
+    except RefError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from error
+    return Filters(titles, names)
 
 
 def _segment(services: Services, record: SegmentRecord) -> SegmentOut:
@@ -151,7 +172,8 @@ def _add_routes(app: FastAPI) -> None:
         """Answer a question and return the whole answer as JSON."""
         sources: list[dict[str, Any]] = []
         verification: dict[str, Any] = {}
-        for event in services.pipeline.run(body.question, _filters(body)):
+        filters = _filters(services, body.books, body.categories)
+        for event in services.pipeline.run(body.question, filters):
             if isinstance(event, SourcesEvent):
                 sources = event.sources
             elif isinstance(event, VerificationEvent):
@@ -177,7 +199,8 @@ def _add_routes(app: FastAPI) -> None:
         body: ChatRequest, services: ServicesDep
     ) -> EventSourceResponse:
         """Stream the answer as server-sent events (sources, tokens, verification)."""
-        events: Iterator[Event] = services.pipeline.run(body.question, _filters(body))
+        filters = _filters(services, body.books, body.categories)
+        events: Iterator[Event] = services.pipeline.run(body.question, filters)
 
         async def messages() -> AsyncIterator[dict[str, str]]:
             async for event in iterate_in_threadpool(events):
@@ -199,7 +222,11 @@ def _add_routes(app: FastAPI) -> None:
         """Return ranked passages for a query without writing an answer."""
         if not q.strip():
             raise HTTPException(status_code=422, detail="q must not be blank")
-        filters = Filters(tuple(book or ()), tuple(category or ()))
+        if len(book or []) + len(category or []) > MAX_FILTERS:
+            raise HTTPException(
+                status_code=422, detail=f"at most {MAX_FILTERS} filters are allowed"
+            )
+        filters = _filters(services, book or [], category or [])
         result = services.retriever.retrieve(q.strip(), filters)
         return SearchResponse(
             query=q,

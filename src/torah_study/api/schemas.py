@@ -19,6 +19,11 @@ class ChatRequest(BaseModel):
     def reject_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("question must not be blank")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            # A lone surrogate from a JSON "\ud800" escape is not text.
+            raise ValueError("question contains invalid Unicode") from error
         return value.strip()
 
 

@@ -140,6 +140,30 @@ class Catalog:
         found = self._keys.get(title_key(title))
         return self.books[found] if found else None
 
+    def resolve_filters(
+        self, books: Iterable[str], categories: Iterable[str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Map book aliases to titles and categories to their stored spelling.
+
+        Raises RefError naming the first book or category the library lacks.
+        """
+        titles = []
+        for name in books:
+            book = self.find_book(name)
+            if book is None:
+                raise RefError(f"Unknown book {name!r} in the filter.")
+            titles.append(book.title)
+        known = {title_key(c): c for b in self.books.values() for c in b.categories}
+        aliases = {"tanakh": "Tanach", "halacha": "Halakhah", "talmud bavli": "Bavli"}
+        names = []
+        for name in categories:
+            key = title_key(name)
+            found = known.get(key) or aliases.get(key)
+            if found is None:
+                raise RefError(f"Unknown category {name!r} in the filter.")
+            names.append(found)
+        return tuple(titles), tuple(names)
+
     def books_in(self, name: str) -> list[Book]:
         """Return the books whose title is ``name`` or whose categories include it."""
         key = title_key(name)

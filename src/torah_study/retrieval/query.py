@@ -6,7 +6,12 @@ import re
 from dataclasses import dataclass, field
 
 from torah_study.library.catalog import Catalog
-from torah_study.library.hebrew import hebrew_ratio, normalize, prefix_variants
+from torah_study.library.hebrew import (
+    hebrew_ratio,
+    normalize,
+    prefix_variants,
+    strip_marks,
+)
 from torah_study.library.refs import Ref, RefError
 
 # Question words that carry no content; BM25 would otherwise reward passages
@@ -204,7 +209,7 @@ def keyword_query(terms: list[str]) -> str:
 def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
     """Find refs, language, practical intent and search terms in a question."""
     analysis = QueryAnalysis(text=question, language=detect_language(question))
-    for found in catalog.find_refs(question):
+    for found in catalog.find_refs(strip_marks(question)):
         if isinstance(found, RefError):
             analysis.ref_errors.append(str(found))
         elif found not in analysis.refs:
