@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +160,10 @@ class LanceStore:
 
     def finish(self) -> None:
         """Compact fragments and (re)build the indexes after writing."""
-        self._segments.optimize()
-        self._vectors.optimize()
+        # Ingestion rewrites whole books, so old table versions would keep the
+        # replaced rows on disk; nothing reads old versions, so they go now.
+        self._segments.optimize(cleanup_older_than=timedelta(0))
+        self._vectors.optimize(cleanup_older_than=timedelta(0))
         if self._segments.count_rows():
             self._segments.create_index(
                 "search",
