@@ -9,6 +9,7 @@ slow embedding stage can cover less.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -161,9 +162,15 @@ class LanceStore:
     def finish(self) -> None:
         """Compact fragments and (re)build the indexes after writing."""
         # Ingestion rewrites whole books, so old table versions would keep the
-        # replaced rows on disk; nothing reads old versions, so they go now.
-        self._segments.optimize(cleanup_older_than=timedelta(0))
-        self._vectors.optimize(cleanup_older_than=timedelta(0))
+        # replaced rows on disk. They are dropped now, which is why a server
+        # must not read the index while it is ingested (LanceDB warns that
+        # open readers of old versions fail; the warning is expected here).
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r"optimize\(cleanup_older_than=0\)"
+            )
+            self._segments.optimize(cleanup_older_than=timedelta(0))
+            self._vectors.optimize(cleanup_older_than=timedelta(0))
         if self._segments.count_rows():
             self._segments.create_index(
                 "search",
