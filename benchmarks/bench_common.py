@@ -121,11 +121,33 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _git_commit() -> str | None:
+    """Return the checked-out commit of this repository, marked when it has edits."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}+edits" if status.strip() else commit
+
+
 def machine_info() -> dict[str, Any]:
-    """Describe the machine, the Python and the libraries a run used."""
+    """Describe the machine, the Python, the libraries and the commit of a run."""
     import sqlite3
 
     return {
+        "commit": _git_commit(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),

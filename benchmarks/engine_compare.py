@@ -32,8 +32,6 @@ from typing import Any
 
 import lancedb
 import pyarrow as pa
-from lancedb.index import FTS
-
 from bench_common import (
     benchmark_queries,
     disk_usage,
@@ -41,6 +39,8 @@ from bench_common import (
     machine_info,
     write_json,
 )
+from lancedb.index import FTS
+
 from torah_study.library.catalog import Catalog
 from torah_study.retrieval.query import analyze, keyword_query
 
@@ -66,7 +66,10 @@ SearchFunction = Callable[[str, int], list[str]]
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data-dir", type=Path, required=True, help="data folder of an ingested library"
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="data folder of an ingested library",
     )
     parser.add_argument(
         "--questions",
@@ -91,7 +94,10 @@ def parse_args() -> argparse.Namespace:
         help="compare the first N results of each engine (default 10)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="timed passes after the warm-up (default 3)"
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed passes after the warm-up (default 3)",
     )
     parser.add_argument(
         "--fts5-tokenizer",
@@ -112,7 +118,10 @@ def cpu_seconds() -> float:
 
 
 class Timer:
-    """Measure wall and CPU seconds of a block; CPU above wall means threads."""
+    """Measure the wall and CPU seconds of a block.
+
+    CPU time above wall time means the block ran on several threads.
+    """
 
     def __enter__(self) -> Timer:
         self.wall_start = time.perf_counter()
@@ -136,7 +145,9 @@ def read_rows(data_dir: Path) -> tuple[pa.Table, dict[str, Any]]:
         if index.index_type == "FTS" and index.columns == ["search"]:
             details = index.index_details
     if details is None:
-        sys.exit(f"error: {data_dir} has no FTS index on segments.search; ingest first.")
+        sys.exit(
+            f"error: {data_dir} has no FTS index on segments.search; ingest first."
+        )
     return rows, {name: details[name] for name in _FTS_SETTINGS if name in details}
 
 
@@ -193,15 +204,13 @@ def build_sqlite(
     )
     refs = rows["ref"].to_pylist()
     texts = rows["search"].to_pylist()
-    with Timer() as write:
-        with connection:
-            connection.executemany(
-                "INSERT INTO segments (ref, search) VALUES (?, ?)",
-                zip(refs, texts, strict=True),
-            )
-    with Timer() as optimize:
-        with connection:
-            connection.execute("INSERT INTO segments (segments) VALUES ('optimize')")
+    with Timer() as write, connection:
+        connection.executemany(
+            "INSERT INTO segments (ref, search) VALUES (?, ?)",
+            zip(refs, texts, strict=True),
+        )
+    with Timer() as optimize, connection:
+        connection.execute("INSERT INTO segments (segments) VALUES ('optimize')")
     connection.execute("VACUUM")
     sizes = dict(
         connection.execute(
@@ -225,7 +234,8 @@ def build_sqlite(
         "write": write.as_dict(),
         "index": optimize.as_dict(),
         "build_wall_s": round(write.wall + optimize.wall, 2),
-        # The inverted index, document sizes for BM25, and config; not the text.
+        # The inverted index, the document sizes BM25 needs and the config, without
+        # the stored text.
         "index_bytes": int(sum(sizes.values())),
         "shadow_table_bytes": {**sizes, "segments_content": content_bytes},
         "disk_bytes_with_text": path.stat().st_size,
@@ -236,7 +246,10 @@ def build_sqlite(
 def time_queries(
     search: SearchFunction, queries: list[str], k: int, repeats: int
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Run every query once to warm up, then ``repeats`` times; return latencies."""
+    """Run every query once to warm up, then time ``repeats`` more passes.
+
+    Return the latency summary and the ranked refs of the warm-up pass.
+    """
     results = {query: search(query, k) for query in queries}
     seconds: list[float] = []
     for _ in range(repeats):
@@ -303,14 +316,18 @@ def main() -> int:
         build, search = build_lancedb(rows, work_dir / "lancedb", fts_settings)
         engines.append(("lancedb", build, search))
         for number, tokenizer in enumerate(tokenizers):
-            build, search = build_sqlite(rows, work_dir / f"fts5-{number}.db", tokenizer)
+            build, search = build_sqlite(
+                rows, work_dir / f"fts5-{number}.db", tokenizer
+            )
             engines.append((f"fts5 {tokenizer}", build, search))
             print(f"built {build['engine']} {tokenizer}", file=sys.stderr)
 
         rankings: dict[str, dict[str, list[str]]] = {}
         result["engines"] = {}
         for name, build, search in engines:
-            latency, rankings[name] = time_queries(search, queries, args.k, args.repeats)
+            latency, rankings[name] = time_queries(
+                search, queries, args.k, args.repeats
+            )
             empty = sum(1 for refs in rankings[name].values() if not refs)
             result["engines"][name] = {
                 **build,

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import lancedb
-
 from bench_common import disk_usage, machine_info, require_export_dir, write_json
+
 from torah_study.config import DEFAULT_DENSE_SCOPE, Settings
 from torah_study.ingest import ingest
 
@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="keep the data folder afterwards, for query_bench.py and engine_compare.py",
+        help="keep the data folder, to run query_bench.py and engine_compare.py on it",
     )
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
     parser.add_argument(
@@ -62,19 +62,22 @@ def prepare_data_dir(requested: Path | None) -> Path:
 
 
 def index_sizes(index_dir: Path) -> dict[str, Any]:
-    """Report the bytes on disk per table and the live size of each index.
+    """Report the bytes on disk per table and the size of each index.
 
-    ``du`` also counts files of superseded table versions that LanceDB keeps
-    until a cleanup, so the live data and index sizes are reported beside it.
+    ``du`` also counts deletion files, manifests and the files of older table
+    versions that LanceDB keeps until a cleanup. ``current_version_bytes`` is
+    LanceDB's own count of the data and index files of the current version.
     """
     db = lancedb.connect(str(index_dir))
     tables: dict[str, Any] = {}
     for name in db.list_tables().tables:
         table = db.open_table(name)
+        # The sync API returns a dict, though the type hint names a dataclass.
+        stats: Any = table.stats()
         tables[name] = {
             "rows": table.count_rows(),
             "disk_bytes": disk_usage(index_dir / f"{name}.lance"),
-            "live_data_bytes": table.stats()["total_bytes"],
+            "current_version_bytes": stats["total_bytes"],
             "indexes": {
                 index.name: {"type": index.index_type, "bytes": index.size_bytes}
                 for index in table.list_indices()
@@ -130,7 +133,9 @@ def main() -> int:
             ),
         }
         if report.corrupt:
-            print(f"warning: {len(report.corrupt)} corrupt files skipped", file=sys.stderr)
+            print(
+                f"warning: {len(report.corrupt)} corrupt files skipped", file=sys.stderr
+            )
         result.update(
             {
                 "export_dir": str(export_dir),

@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import benchmark_queries, latency_summary, machine_info, write_json
+
 from torah_study.answer.llm import build_answer_model
 from torah_study.answer.llm.base import AnswerModel, ChatMessage, ProviderError
 from torah_study.answer.pipeline import AnswerPipeline, DoneEvent, ErrorEvent
 from torah_study.config import Settings
+from torah_study.retrieval.query import analyze, keyword_query
+from torah_study.retrieval.rerank import MAX_ON_THE_FLY, ON_THE_FLY_CHARS, passage_text
 from torah_study.service import NotIngestedError, Services, build_services
 
 STAGES = ("keyword", "dense", "fuse", "rerank")
@@ -39,7 +42,10 @@ STAGES = ("keyword", "dense", "fuse", "rerank")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data-dir", type=Path, required=True, help="data folder of an ingested library"
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="data folder of an ingested library",
     )
     parser.add_argument(
         "--questions",
@@ -48,7 +54,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--model", type=Path, help="GGUF file for local-model answers")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="timed passes after the warm-up (default 3)"
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed passes after the warm-up (default 3)",
     )
     parser.add_argument(
         "--answer-questions",
@@ -69,7 +78,9 @@ class TimedModel:
         self.first_piece: float | None = None
         self.pieces = 0
 
-    def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str]:
         self.first_piece = None
         self.pieces = 0
         for piece in self.model.stream(messages, max_tokens=max_tokens):
@@ -115,6 +126,37 @@ def time_retrieval(
     }
 
 
+def time_on_the_fly_embedding(
+    services: Services, queries: list[str], repeats: int
+) -> dict[str, Any]:
+    """Time the part of rerank that embeds candidates without stored vectors.
+
+    For each query, the first MAX_ON_THE_FLY keyword hits that have no stored
+    vector are embedded as the offline reranker embeds them.
+    """
+    store = services.store
+    batches: list[list[str]] = []
+    for query in queries:
+        terms = keyword_query(analyze(query, services.catalog).terms)
+        refs = [hit.ref for hit in store.keyword(terms, services.settings.keyword_k)]
+        stored = store.vectors_for(refs)
+        missing = [record for record in store.get(refs) if record.ref not in stored]
+        texts = [passage_text(r)[:ON_THE_FLY_CHARS] for r in missing[:MAX_ON_THE_FLY]]
+        if texts:
+            batches.append(texts)
+    seconds: list[float] = []
+    for _ in range(repeats):
+        for texts in batches:
+            started = time.perf_counter()
+            services.embeddings.embed_passages(texts)
+            seconds.append(time.perf_counter() - started)
+    return {
+        "batches": len(batches),
+        "passages_per_batch_max": MAX_ON_THE_FLY,
+        "seconds": latency_summary(seconds),
+    }
+
+
 def run_answer(pipeline: AnswerPipeline, question: str) -> dict[str, Any]:
     """Run one question through the pipeline and return its timings and outcome."""
     done: DoneEvent | None = None
@@ -130,6 +172,7 @@ def run_answer(pipeline: AnswerPipeline, question: str) -> dict[str, Any]:
         "provider": done.provider,
         "mode": done.mode,
         "answer_chars": len(done.answer),
+        "answer": done.answer,
         "first_token_s": done.timings.get("first_token"),
         "total_s": done.timings["total"],
     }
@@ -219,6 +262,9 @@ def main() -> int:
         "vectors": services.store.vector_count(),
     }
     result["retrieval"] = time_retrieval(services, queries, args.repeats)
+    result["rerank_on_the_fly_embedding"] = time_on_the_fly_embedding(
+        services, queries, args.repeats
+    )
 
     # Answer timing uses questions that retrieval answers from passages, so the
     # model is actually called.
