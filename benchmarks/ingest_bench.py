@@ -4,11 +4,10 @@ Usage:
     TORAH_STUDY_EXPORT_DIR=/path/to/Sefaria-Export \\
         python benchmarks/ingest_bench.py --output ingest.json [--data-dir DIR --keep]
 
-The ingest uses the default settings for the books (all), the dense scope and
-the embedding provider (e5), whatever the environment says, so runs on
-different machines compare. The other settings, such as
-TORAH_STUDY_EMBEDDING_WORKERS, come from the environment as usual and are
-recorded in the output.
+The ingest uses the default books (all), dense scope and embedding provider
+(e5) even when the environment sets others, so runs on different machines
+compare. The other settings, such as TORAH_STUDY_EMBEDDING_WORKERS, come
+from the environment as usual and are recorded in the output.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def prepare_data_dir(requested: Path | None) -> Path:
-    """Return an empty data folder, refusing one that already holds files."""
+    """Return an empty data folder, or exit when the requested one contains files."""
     if requested is None:
         return Path(tempfile.mkdtemp(prefix="torah-study-bench-"))
     if requested.exists() and any(requested.iterdir()):

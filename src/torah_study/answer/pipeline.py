@@ -230,8 +230,10 @@ class AnswerPipeline:
             fallback = ("\n\n" if kept else "") + sources_only_answer(
                 passages, language, practical and RABBI[language] not in kept, False
             )
+            first = first or time.perf_counter()
             yield TokenEvent(fallback)
             kept += fallback
+            return kept, verifier.report, "sources-only", first
         return kept, verifier.report, self.model.name, first
 
     def _emit_verified(
