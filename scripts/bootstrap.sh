@@ -11,8 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # A native build of llama.cpp uses every instruction set the build machine
-# reports, AMX included, and crashed with a segmentation fault in a sandbox
-# that reports AMX; the portable build does not.
+# reports, AMX included. That build crashed with a segmentation fault on a
+# machine that reports AMX, and the portable build does not crash there.
 export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF"}
 extras="dev"
 if [ "${TORAH_STUDY_SKIP_LOCAL_LLM:-0}" != "1" ]; then

@@ -162,9 +162,9 @@ class LanceStore:
     def finish(self) -> None:
         """Compact fragments and (re)build the indexes after writing."""
         # Ingestion rewrites whole books, so old table versions would keep the
-        # replaced rows on disk. They are dropped now, which is why a server
-        # must not read the index while it is ingested (LanceDB warns that
-        # open readers of old versions fail; the warning is expected here).
+        # replaced rows on disk. They are dropped now. LanceDB warns that a
+        # reader still on an old version then fails, so no server may read the
+        # index during ingestion, and the expected warning is silenced.
         with warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore", message=r"optimize\(cleanup_older_than=0\)"

@@ -77,34 +77,41 @@ class Reranker(Protocol):
     ) -> list[Scored]: ...
 
 
-def phrase_overlap(question: str, record: SegmentRecord) -> float:
-    """Return the share of the question's word pairs that occur in the passage.
+def question_pairs(question: str) -> set[tuple[str, str]]:
+    """Return the question's adjacent word pairs, without pairs of stop words.
 
-    Pairs made only of question words ("where does") are left out, so the score
-    rewards a quoted or paraphrased phrase ("לא עליך", "brother's keeper").
+    Pairs made only of question words ("where does") are left out, so the
+    overlap rewards a quoted or paraphrased phrase ("לא עליך", "brother's keeper").
     """
     tokens = normalize(question).split()
-    pairs = {
+    return {
         (a, b) for a, b in pairwise(tokens) if not (a in STOP_WORDS and b in STOP_WORDS)
     }
+
+
+def phrase_overlap(pairs: set[tuple[str, str]], words: Sequence[str]) -> float:
+    """Return the share of ``pairs`` that occur in the passage ``words``."""
     if not pairs:
         return 0.0
-    words = normalize(f"{record.he} {record.en}").split()
-    present = set(pairwise(words))
-    return len(pairs & present) / len(pairs)
+    return len(pairs & set(pairwise(words))) / len(pairs)
 
 
-def term_coverage(terms: Sequence[str], record: SegmentRecord) -> float:
-    """Return the share of ``terms`` present in the passage (prefixes ignored)."""
+def term_coverage(terms: Sequence[str], words: Sequence[str]) -> float:
+    """Return the share of ``terms`` present in ``words`` (prefixes ignored)."""
     if not terms:
         return 0.0
-    words = set(normalize(f"{record.ref} {record.he} {record.en}").split())
-    for word in list(words):
-        words.update(prefix_variants(word))
+    present = set(words)
+    for word in words:
+        present.update(prefix_variants(word))
     found = sum(
-        1 for term in terms if term in words or set(prefix_variants(term)) & words
+        1 for term in terms if term in present or set(prefix_variants(term)) & present
     )
     return found / len(terms)
+
+
+def passage_words(record: SegmentRecord) -> list[str]:
+    """Return the normalised words of a passage's Hebrew and English."""
+    return normalize(f"{record.he} {record.en}").split()
 
 
 class OfflineReranker:
@@ -131,14 +138,19 @@ class OfflineReranker:
                 texts = [passage_text(r)[:ON_THE_FLY_CHARS] for r in missing]
                 fresh = self._embeddings.embed_passages(texts)
                 vectors.update({r.ref: v for r, v in zip(missing, fresh, strict=True)})
+        pairs = question_pairs(analysis.text)
         best_bm25 = max((c.keyword_score or 0.0 for c, _ in candidates), default=0.0)
         scored: list[Scored] = []
         for candidate, record in candidates:
             dense = None
             if query_vector is not None and record.ref in vectors:
                 dense = float(np.dot(query_vector, vectors[record.ref]))
-            coverage = term_coverage(analysis.terms, record)
-            phrase = phrase_overlap(analysis.text, record)
+            words = passage_words(record)
+            # The ref's own words count for coverage ("Pirkei Avot" in a question).
+            coverage = term_coverage(
+                analysis.terms, [*normalize(record.ref).split(), *words]
+            )
+            phrase = phrase_overlap(pairs, words)
             hinted = (
                 bool(record.categories) and record.categories[0] in analysis.categories
             )
@@ -191,7 +203,9 @@ class CohereReranker:
                 candidates[result.index][0],
                 candidates[result.index][1],
                 float(result.relevance_score),
-                coverage=term_coverage(analysis.terms, candidates[result.index][1]),
+                coverage=term_coverage(
+                    analysis.terms, passage_words(candidates[result.index][1])
+                ),
             )
             for result in response.results
         ]
