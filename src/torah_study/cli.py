@@ -1,6 +1,6 @@
 """The ``torah-study`` command line.
 
-Commands: library fetch, ingest, models, search, ask, eval and serve.
+Commands: library fetch, ingest, models, search, ask, eval, serve, db and feedback.
 """
 
 from __future__ import annotations
@@ -246,8 +246,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(
             f"No library in {settings.data_dir}: run `torah-study ingest` first."
         )
+    from torah_study.accounts.tokens import SecretError, resolve_secret
+
+    try:
+        resolve_secret(settings)
+    except SecretError as error:
+        return _fail(str(error))
     print(f"Torah Study is starting on http://{host}:{port}/", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from torah_study.db.engine import create_db_engine
+    from torah_study.db.migrate import (
+        current_revision,
+        downgrade,
+        head_revision,
+        upgrade,
+    )
+
+    settings = _settings(args)
+    engine = create_db_engine(settings.database)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        if args.action == "upgrade":
+            upgrade(engine)
+            print(f"{shown} is at revision {current_revision(engine)} (newest).")
+        elif args.action == "downgrade":
+            downgrade(engine, args.revision)
+            print(f"{shown} is at revision {current_revision(engine) or 'base'}.")
+        else:
+            current = current_revision(engine)
+            head = head_revision()
+            state = "up to date" if current == head else f"behind: newest is {head}"
+            print(f"{shown}: revision {current or 'none'} ({state}).")
+    except SQLAlchemyError as error:
+        return _fail(f"database {shown}: {error}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from torah_study.conversations.store import ConversationStore
+    from torah_study.db.engine import create_db_engine, session_factory
+    from torah_study.db.migrate import upgrade
+
+    settings = _settings(args)
+    engine = create_db_engine(settings.database)
+    try:
+        upgrade(engine)
+        store = ConversationStore(session_factory(engine), lambda text: None)
+        out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+        count = 0
+        try:
+            for record in store.feedback_records():
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        finally:
+            if args.output:
+                out.close()
+    finally:
+        engine.dispose()
+    if args.output:
+        print(f"Wrote {count} rated answers to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -339,6 +404,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port, 1 to 65535 (default 8000)")
     serve.set_defaults(handler=cmd_serve)
+
+    database = commands.add_parser(
+        "db", help="migrate the accounts database (the service also does on start)"
+    )
+    database.add_argument(
+        "action",
+        choices=["upgrade", "current", "downgrade"],
+        help="upgrade to the newest schema, show the revision, or downgrade",
+    )
+    database.add_argument(
+        "revision",
+        nargs="?",
+        default="base",
+        help="target of downgrade (default: base)",
+    )
+    database.set_defaults(handler=cmd_db)
+
+    feedback = commands.add_parser(
+        "feedback", help="export rated answers as JSON Lines, for evaluation"
+    )
+    feedback.add_argument("action", choices=["export"])
+    feedback.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    feedback.set_defaults(handler=cmd_feedback)
     return parser
 
 

@@ -87,6 +87,58 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     keepalive_seconds: float = Field(default=10.0, gt=0)
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="In production the service refuses to start without a JWT secret.",
+    )
+
+    # Accounts and conversations.
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the accounts database, e.g. "
+            "postgresql://user:password@host/torah_study; "
+            "default: SQLite in the data folder."
+        ),
+    )
+    migrate_on_start: bool = True
+    rewrite_with_model: bool = Field(
+        default=True,
+        description=(
+            "Rewrite follow-up questions with a remote answer model (Gemini or "
+            "OpenAI-compatible); otherwise, and for the local model, by rules."
+        ),
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key that signs tokens, at least 32 characters. In development a "
+            "random key is kept in the data folder when none is set."
+        ),
+    )
+    access_token_minutes: int = Field(default=15, ge=1, le=1440)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    password_min_length: int = Field(default=10, ge=8, le=128)
+
+    # One-time email codes after password sign-in (and after registration).
+    mfa_enabled: bool = False
+    mfa_code_minutes: int = Field(default=10, ge=1, le=60)
+    mfa_max_attempts: int = Field(default=5, ge=1, le=20)
+
+    # Rate limits: failed attempts counted per account and per client address.
+    rate_window_seconds: int = Field(default=900, ge=1)
+    login_limit_per_account: int = Field(default=5, ge=1)
+    login_limit_per_address: int = Field(default=30, ge=1)
+    code_limit_per_address: int = Field(default=30, ge=1)
+
+    # Outgoing mail (the email codes).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    mail_from: str = "Torah Study <no-reply@localhost>"
 
     @property
     def index_dir(self) -> Path:
@@ -99,6 +151,13 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def database(self) -> str:
+        """The database URL in use: the setting, or SQLite in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'torah-study.db'}"
 
 
 @lru_cache(maxsize=1)

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from torah_study.accounts.mail import Mailer, SmtpMailer
+from torah_study.accounts.service import AccountService
+from torah_study.accounts.tokens import TokenCodec, resolve_secret
 from torah_study.answer.llm import build_answer_model
 from torah_study.answer.llm.base import AnswerModel, ProviderError
 from torah_study.answer.pipeline import AnswerPipeline
 from torah_study.config import Settings
+from torah_study.conversations.chat import Rewriter
+from torah_study.conversations.followup import (
+    Turn,
+    rewrite_followup,
+    rewrite_with_model,
+)
+from torah_study.conversations.store import ConversationStore
+from torah_study.conversations.titles import make_title
+from torah_study.db.engine import create_db_engine, session_factory
+from torah_study.db.migrate import upgrade
 from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
 from torah_study.index.lance import LanceStore
@@ -17,6 +34,9 @@ from torah_study.retrieval.rerank import CohereReranker, OfflineReranker, Rerank
 from torah_study.retrieval.retriever import RetrievalSettings, Retriever
 
 logger = logging.getLogger(__name__)
+
+# An answer whose row has not been written for this long lost its process.
+STALE_STREAM = timedelta(minutes=5)
 
 
 class NotIngestedError(RuntimeError):
@@ -86,3 +106,64 @@ def build_services(
         answer_model = model  # type: ignore[assignment]
     pipeline = AnswerPipeline(retriever, catalog, answer_model, settings.llm_max_tokens)
     return Services(settings, catalog, store, embeddings, retriever, pipeline)
+
+
+@dataclass
+class Accounts:
+    """The accounts database and what works on it."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    auth: AccountService
+    conversations: ConversationStore
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_accounts(
+    settings: Settings, catalog: Catalog | None = None, mailer: Mailer | None = None
+) -> Accounts:
+    """Open the database (migrating it when the settings say so) and the services.
+
+    Raises SecretError when the JWT secret is unsafe for the environment.
+    """
+    secret = resolve_secret(settings)
+    engine = create_db_engine(settings.database)
+    if settings.migrate_on_start:
+        upgrade(engine)
+    sessions = session_factory(engine)
+    codec = TokenCodec(
+        secret,
+        timedelta(minutes=settings.access_token_minutes),
+        timedelta(days=settings.refresh_token_days),
+    )
+    if mailer is None and settings.smtp_host:
+        mailer = SmtpMailer(settings)
+    auth = AccountService(settings, sessions, codec, mailer)
+    store = ConversationStore(sessions, lambda text: make_title(text, catalog))
+    recovered = store.recover_stale(STALE_STREAM)
+    if recovered:
+        logger.warning("Marked %d unfinished answers as interrupted", recovered)
+    with sessions.begin() as db:
+        auth.limiter.prune(db)
+    return Accounts(engine, sessions, auth, store)
+
+
+def build_rewriter(settings: Settings, services: Services) -> Rewriter:
+    """Follow-up rewriting: by the answer model when it is a remote one."""
+    model = services.pipeline.model
+    catalog = services.catalog
+    remote = settings.llm_provider in ("gemini", "openai")
+    if model is not None and remote and settings.rewrite_with_model:
+        chosen = model
+
+        def by_model(question: str, history: list[Turn]) -> str:
+            return rewrite_with_model(chosen, question, history, catalog)
+
+        return by_model
+
+    def by_rules(question: str, history: list[Turn]) -> str:
+        return rewrite_followup(question, history, catalog)
+
+    return by_rules

@@ -195,3 +195,15 @@ def test_sources_only_keeps_every_source(services) -> None:  # type: ignore[no-u
     assert isinstance(done, DoneEvent)
     for ref in done.refs:
         assert ref in done.answer
+
+
+def test_provider_error_after_shown_text_ends_with_an_error(services) -> None:  # type: ignore[no-untyped-def]
+    events = _run(services, ScriptedModel(["x"]))
+    number = _lev_number(events)
+    cited = f"Leviticus 19:18 says to love your neighbor as yourself [{number}]. "
+    model = ScriptedModel([cited, "And then", " more"], fail_after=2)
+    events = _run(services, model)
+    assert _text(events) == cited
+    assert events[-1].kind == "error"
+    assert events[-1].code == "answer_interrupted"  # type: ignore[union-attr]
+    assert not any(e.kind == "done" for e in events)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
-import uvicorn
 
+from servers import accounts_settings, live_server, register
 from torah_study.answer.llm.base import ChatMessage
 from torah_study.answer.pipeline import AnswerPipeline
 from torah_study.api.app import create_app
+from torah_study.config import Settings
 from torah_study.service import Services
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
@@ -34,30 +33,19 @@ class SlowModel:
         yield "Leviticus 19:18 commands it [1]."
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def base_url(services: Services) -> Iterator[str]:
-    settings = services.settings.model_copy(update={"keepalive_seconds": 0.2})
+def api(
+    services: Services,
+    library_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[httpx.Client]:
+    """A signed-in client of a real uvicorn server (accounts in SQLite)."""
+    database = tmp_path_factory.mktemp("accounts") / "torah-study.db"
+    settings = accounts_settings(library_settings, f"sqlite:///{database}")
     app = create_app(settings, services=services)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        client.headers.update(register(client)["headers"])
+        yield client
 
 
 def _parse_sse(raw: str) -> tuple[list[tuple[str, object]], int]:
@@ -78,8 +66,8 @@ def _parse_sse(raw: str) -> tuple[list[tuple[str, object]], int]:
     return events, comments
 
 
-def test_health(base_url: str) -> None:
-    response = httpx.get(f"{base_url}/health")
+def test_health(api: httpx.Client) -> None:
+    response = api.get("/health")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
@@ -87,8 +75,8 @@ def test_health(base_url: str) -> None:
     assert body["vectors"] > 0
 
 
-def test_chat_json(base_url: str) -> None:
-    response = httpx.post(f"{base_url}/chat", json={"question": QUESTION}, timeout=60)
+def test_chat_json(api: httpx.Client) -> None:
+    response = api.post("/chat", json={"question": QUESTION}, timeout=60)
     assert response.status_code == 200
     body = response.json()
     assert "Leviticus 19:18" in body["refs"]
@@ -96,25 +84,25 @@ def test_chat_json(base_url: str) -> None:
     assert body["sources"][0]["he"]
 
 
-def test_blank_question_rejected(base_url: str) -> None:
-    response = httpx.post(f"{base_url}/chat", json={"question": "   "})
+def test_blank_question_rejected(api: httpx.Client) -> None:
+    response = api.post("/chat", json={"question": "   "})
     assert response.status_code == 422
     assert "blank" in response.text
 
 
-def test_long_question_rejected(base_url: str) -> None:
-    response = httpx.post(f"{base_url}/chat/stream", json={"question": "x" * 2001})
+def test_long_question_rejected(api: httpx.Client) -> None:
+    response = api.post("/chat/stream", json={"question": "x" * 2001})
     assert response.status_code == 422
 
 
-def test_missing_question_rejected(base_url: str) -> None:
-    response = httpx.post(f"{base_url}/chat", json={})
+def test_missing_question_rejected(api: httpx.Client) -> None:
+    response = api.post("/chat", json={})
     assert response.status_code == 422
 
 
-def test_stream_events_in_order_and_match_json(base_url: str) -> None:
-    with httpx.stream(
-        "POST", f"{base_url}/chat/stream", json={"question": QUESTION}, timeout=60
+def test_stream_events_in_order_and_match_json(api: httpx.Client) -> None:
+    with api.stream(
+        "POST", "/chat/stream", json={"question": QUESTION}, timeout=60
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -130,20 +118,18 @@ def test_stream_events_in_order_and_match_json(base_url: str) -> None:
     done = events[-1][1]
     assert isinstance(done, dict)
     assert streamed == done["answer"]
-    json_answer = httpx.post(
-        f"{base_url}/chat", json={"question": QUESTION}, timeout=60
-    )
+    json_answer = api.post("/chat", json={"question": QUESTION}, timeout=60)
     assert streamed == json_answer.json()["answer"]
 
 
-def test_stream_sends_keepalive_comments(services: Services, base_url: str) -> None:
+def test_stream_sends_keepalive_comments(services: Services, api: httpx.Client) -> None:
     original = services.pipeline
     services.pipeline = AnswerPipeline(
         services.retriever, services.catalog, SlowModel()
     )
     try:
-        with httpx.stream(
-            "POST", f"{base_url}/chat/stream", json={"question": QUESTION}, timeout=60
+        with api.stream(
+            "POST", "/chat/stream", json={"question": QUESTION}, timeout=60
         ) as response:
             raw = "".join(response.iter_text())
     finally:
@@ -153,25 +139,23 @@ def test_stream_sends_keepalive_comments(services: Services, base_url: str) -> N
     assert events[-1][0] == "done"
 
 
-def test_search_endpoint(base_url: str) -> None:
-    response = httpx.get(
-        f"{base_url}/search", params={"q": "ואהבת לרעך כמוך"}, timeout=60
-    )
+def test_search_endpoint(api: httpx.Client) -> None:
+    response = api.get("/search", params={"q": "ואהבת לרעך כמוך"}, timeout=60)
     assert response.status_code == 200
     refs = [r["ref"] for r in response.json()["results"]]
     assert "Leviticus 19:18" in refs
 
 
-def test_search_with_book_filter(base_url: str) -> None:
-    response = httpx.get(
-        f"{base_url}/search", params={"q": "Torah", "book": "Pirkei Avot"}, timeout=60
+def test_search_with_book_filter(api: httpx.Client) -> None:
+    response = api.get(
+        "/search", params={"q": "Torah", "book": "Pirkei Avot"}, timeout=60
     )
     assert response.status_code == 200
     assert all(r["book"] == "Pirkei Avot" for r in response.json()["results"])
 
 
-def test_text_with_neighbours(base_url: str) -> None:
-    response = httpx.get(f"{base_url}/texts/Genesis 1:2", params={"context": 1})
+def test_text_with_neighbours(api: httpx.Client) -> None:
+    response = api.get("/texts/Genesis 1:2", params={"context": 1})
     assert response.status_code == 200
     body = response.json()
     assert body["he_ref"] == "בראשית א:ב"
@@ -182,27 +166,27 @@ def test_text_with_neighbours(base_url: str) -> None:
     assert body["segments"][0]["en"]
 
 
-def test_text_by_hebrew_ref(base_url: str) -> None:
-    response = httpx.get(f"{base_url}/texts/ברכות ב.", params={"context": 0})
+def test_text_by_hebrew_ref(api: httpx.Client) -> None:
+    response = api.get("/texts/ברכות ב.", params={"context": 0})
     assert response.status_code == 200
     assert response.json()["ref"] == "Berakhot 2a"
 
 
-def test_text_out_of_range(base_url: str) -> None:
-    response = httpx.get(f"{base_url}/texts/Genesis 51:1")
+def test_text_out_of_range(api: httpx.Client) -> None:
+    response = api.get("/texts/Genesis 51:1")
     assert response.status_code == 404
     assert "Genesis has 50 chapters" in response.json()["detail"]
 
 
-def test_text_unknown_book(base_url: str) -> None:
-    response = httpx.get(f"{base_url}/texts/Tanya 1:1")
+def test_text_unknown_book(api: httpx.Client) -> None:
+    response = api.get("/texts/Tanya 1:1")
     assert response.status_code == 404
     assert "Unknown book" in response.json()["detail"]
 
 
-def test_filter_resolves_aliases(base_url: str) -> None:
-    response = httpx.post(
-        f"{base_url}/chat",
+def test_filter_resolves_aliases(api: httpx.Client) -> None:
+    response = api.post(
+        "/chat",
         json={"question": "love thy neighbour as thyself", "books": ["lev"]},
         timeout=60,
     )
@@ -210,9 +194,9 @@ def test_filter_resolves_aliases(base_url: str) -> None:
     assert "Leviticus 19:18" in response.json()["refs"]
 
 
-def test_unknown_filter_rejected(base_url: str) -> None:
-    response = httpx.post(
-        f"{base_url}/chat",
+def test_unknown_filter_rejected(api: httpx.Client) -> None:
+    response = api.post(
+        "/chat",
         json={"question": "love", "categories": ["%"]},
         timeout=60,
     )
@@ -220,10 +204,10 @@ def test_unknown_filter_rejected(base_url: str) -> None:
     assert "Unknown category" in response.json()["detail"]
 
 
-def test_lone_surrogate_rejected(base_url: str) -> None:
+def test_lone_surrogate_rejected(api: httpx.Client) -> None:
     body = '{"question": "love \\ud800 neighbor"}'
-    response = httpx.post(
-        f"{base_url}/chat",
+    response = api.post(
+        "/chat",
         content=body,
         headers={"Content-Type": "application/json"},
         timeout=60,

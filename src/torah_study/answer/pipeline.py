@@ -71,6 +71,18 @@ class ErrorEvent:
 Event = SourcesEvent | TokenEvent | VerificationEvent | DoneEvent | ErrorEvent
 
 
+class AnswerBrokenOff(ProviderError):
+    """The answer model failed after part of the answer reached the learner.
+
+    Falling back to a sources-only answer at that point would contradict what
+    was already shown, so the stream ends with an error and the partial text.
+    """
+
+    def __init__(self, kept: str, cause: ProviderError) -> None:
+        super().__init__(f"The answer model stopped mid-answer: {cause}")
+        self.kept = kept
+
+
 def source_payload(number: int, passage: Passage) -> dict[str, Any]:
     record = passage.record
     return {
@@ -172,6 +184,10 @@ class AnswerPipeline:
             answer, report, provider, first_token = yield from self._answer(
                 retrieval, language
             )
+        except AnswerBrokenOff as error:
+            logger.error("Answer for %r broke off: %s", question, error)
+            yield ErrorEvent(str(error), "answer_interrupted")
+            return
         except Exception as error:
             logger.exception("Answering failed for %r", question)
             yield ErrorEvent(f"Answering failed: {error}", "answer_failed")
@@ -214,6 +230,8 @@ class AnswerPipeline:
         try:
             pieces = self.model.stream(messages, max_tokens=self.max_tokens)
             kept, first = yield from self._emit_verified(pieces, verifier)
+        except AnswerBrokenOff:
+            raise
         except ProviderError as error:
             logger.error("Answer model %s failed: %s", self.model.name, error)
             verifier.report.fallback = True
@@ -244,16 +262,21 @@ class AnswerPipeline:
         buffer = ""
         kept = ""
         first: float | None = None
-        for piece in pieces:
-            buffer += piece
-            sentences = split_sentences(buffer)
-            # The last piece may be an unfinished sentence: keep it buffered.
-            complete, buffer = sentences[:-1], sentences[-1] if sentences else ""
-            for sentence in complete:
-                if verifier.accept(sentence):
-                    first = first or time.perf_counter()
-                    kept += sentence
-                    yield TokenEvent(sentence)
+        try:
+            for piece in pieces:
+                buffer += piece
+                sentences = split_sentences(buffer)
+                # The last piece may be an unfinished sentence: keep it buffered.
+                complete, buffer = sentences[:-1], sentences[-1] if sentences else ""
+                for sentence in complete:
+                    if verifier.accept(sentence):
+                        first = first or time.perf_counter()
+                        kept += sentence
+                        yield TokenEvent(sentence)
+        except ProviderError as error:
+            if kept:
+                raise AnswerBrokenOff(kept, error) from error
+            raise
         if buffer and verifier.accept(buffer):
             first = first or time.perf_counter()
             kept += buffer

@@ -1,4 +1,4 @@
-"""FastAPI application: health, chat (JSON and SSE), search and texts."""
+"""FastAPI application: accounts, conversations, chat, search and texts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -22,10 +21,12 @@ from torah_study.answer.pipeline import (
     ErrorEvent,
     Event,
     SourcesEvent,
-    TokenEvent,
     VerificationEvent,
     source_payload,
 )
+from torah_study.api import auth, conversations
+from torah_study.api.auth import current_identity
+from torah_study.api.common import ServicesDep, encode_event, resolve_filters
 from torah_study.api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -34,19 +35,29 @@ from torah_study.api.schemas import (
     TextResponse,
 )
 from torah_study.config import Settings, get_settings
-from torah_study.index.base import Filters, SegmentRecord
+from torah_study.conversations.chat import ConversationChat
+from torah_study.index.base import SegmentRecord
 from torah_study.library.refs import RefError
-from torah_study.service import Services, build_services
+from torah_study.service import (
+    Accounts,
+    Services,
+    build_accounts,
+    build_rewriter,
+    build_services,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_FILTERS = 50
+SIGNED_IN = [Depends(current_identity)]
 
 
 def create_app(
-    settings: Settings | None = None, services: Services | None = None
+    settings: Settings | None = None,
+    services: Services | None = None,
+    accounts: Accounts | None = None,
 ) -> FastAPI:
-    """Build the app; ``services`` lets tests inject a pipeline with a test model."""
+    """Build the app; tests may inject services (a test model) and accounts."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -54,20 +65,32 @@ def create_app(
         built = services
         if built is None:
             built = await run_in_threadpool(build_services, settings)
+        opened = accounts
+        if opened is None:
+            opened = await run_in_threadpool(build_accounts, settings, built.catalog)
         app.state.services = built
+        app.state.accounts = opened
+        app.state.chat = ConversationChat(
+            opened.conversations, built.pipeline, build_rewriter(settings, built)
+        )
         _warm_in_background(built)
         logger.info(
-            "Serving %d segments (%d with vectors), answers by %s",
+            "Serving %d segments (%d with vectors), answers by %s, accounts in %s",
             built.store.count(),
             built.store.vector_count(),
             built.pipeline.provider_name,
+            opened.engine.url.render_as_string(hide_password=True),
         )
         yield
+        if accounts is None:
+            opened.close()
         logger.info("Stopping")
 
     app = FastAPI(title="Torah Study", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(auth.router)
+    app.include_router(conversations.router)
     _add_routes(app)
     return app
 
@@ -105,23 +128,6 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     return Response(body, status_code=422, media_type="application/json")
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-def _filters(services: Services, books: list[str], categories: list[str]) -> Filters:
-    """Resolve filter names against the catalog; unknown names are a 422."""
-    try:
-        titles, names = services.catalog.resolve_filters(books, categories)
-    except RefError as error:
-        raise HTTPException(status_code=422, detail=str(error)) from error
-    return Filters(titles, names)
-
-
 def _segment(services: Services, record: SegmentRecord) -> SegmentOut:
     he_ref = ""
     try:
@@ -139,20 +145,6 @@ def _segment(services: Services, record: SegmentRecord) -> SegmentOut:
     )
 
 
-def _encode(event: Event) -> dict[str, str]:
-    """Turn a pipeline event into an SSE message with a JSON data field."""
-    payload: Any
-    if isinstance(event, TokenEvent):
-        payload = event.text
-    elif isinstance(event, SourcesEvent):
-        payload = {"sources": event.sources, "mode": event.mode}
-    elif isinstance(event, VerificationEvent):
-        payload = event.report
-    else:
-        payload = {k: v for k, v in asdict(event).items() if k != "kind"}
-    return {"event": event.kind, "data": json.dumps(payload, ensure_ascii=False)}
-
-
 def _add_routes(app: FastAPI) -> None:
     @app.get("/health")
     def health(services: ServicesDep) -> dict[str, Any]:
@@ -167,12 +159,12 @@ def _add_routes(app: FastAPI) -> None:
             "embeddings": services.embeddings.name,
         }
 
-    @app.post("/chat", response_model=ChatResponse)
+    @app.post("/chat", response_model=ChatResponse, dependencies=SIGNED_IN)
     def chat(body: ChatRequest, services: ServicesDep) -> ChatResponse:
         """Answer a question and return the whole answer as JSON."""
         sources: list[dict[str, Any]] = []
         verification: dict[str, Any] = {}
-        filters = _filters(services, body.books, body.categories)
+        filters = resolve_filters(services, body.books, body.categories)
         for event in services.pipeline.run(body.question, filters):
             if isinstance(event, SourcesEvent):
                 sources = event.sources
@@ -194,17 +186,17 @@ def _add_routes(app: FastAPI) -> None:
             status_code=500, detail="The answer ended without a result."
         )
 
-    @app.post("/chat/stream")
+    @app.post("/chat/stream", dependencies=SIGNED_IN)
     async def chat_stream(
         body: ChatRequest, services: ServicesDep
     ) -> EventSourceResponse:
         """Stream the answer as server-sent events (sources, tokens, verification)."""
-        filters = _filters(services, body.books, body.categories)
+        filters = resolve_filters(services, body.books, body.categories)
         events: Iterator[Event] = services.pipeline.run(body.question, filters)
 
         async def messages() -> AsyncIterator[dict[str, str]]:
             async for event in iterate_in_threadpool(events):
-                yield _encode(event)
+                yield encode_event(event)
 
         return EventSourceResponse(
             messages(),
@@ -212,7 +204,7 @@ def _add_routes(app: FastAPI) -> None:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.get("/search", response_model=SearchResponse)
+    @app.get("/search", response_model=SearchResponse, dependencies=SIGNED_IN)
     def search(
         services: ServicesDep,
         q: Annotated[str, Query(min_length=1, max_length=2000)],
@@ -226,7 +218,7 @@ def _add_routes(app: FastAPI) -> None:
             raise HTTPException(
                 status_code=422, detail=f"at most {MAX_FILTERS} filters are allowed"
             )
-        filters = _filters(services, book or [], category or [])
+        filters = resolve_filters(services, book or [], category or [])
         result = services.retriever.retrieve(q.strip(), filters)
         return SearchResponse(
             query=q,
@@ -238,7 +230,7 @@ def _add_routes(app: FastAPI) -> None:
             timings=result.timings,
         )
 
-    @app.get("/texts/{ref:path}", response_model=TextResponse)
+    @app.get("/texts/{ref:path}", response_model=TextResponse, dependencies=SIGNED_IN)
     def text(
         ref: str,
         services: ServicesDep,

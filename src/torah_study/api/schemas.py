@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -62,3 +63,186 @@ class SearchResponse(BaseModel):
     message: str
     results: list[dict[str, Any]]
     timings: dict[str, float]
+
+
+MAX_TITLE_CHARS = 200
+
+
+def _text(value: str, what: str) -> str:
+    """Reject lone surrogates and control characters other than line breaks."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{what} contains invalid Unicode") from error
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value) or "\x7f" in value:
+        raise ValueError(f"{what} contains control characters")
+    return value
+
+
+# Accounts.
+
+
+class Credentials(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("email", "password")
+    @classmethod
+    def clean(cls, value: str) -> str:
+        return _text(value, "the field")
+
+
+class CodeRequest(BaseModel):
+    challenge_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=32)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("current_password", "new_password")
+    @classmethod
+    def clean(cls, value: str) -> str:
+        return _text(value, "the password")
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    verified: bool
+    created_at: datetime
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user: UserOut
+
+
+class ChallengeResponse(BaseModel):
+    status: str = "code_sent"
+    challenge_id: str
+    expires_in: int
+    detail: str
+
+
+# Conversations.
+
+
+class ConversationCreate(BaseModel):
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+
+    @field_validator("title")
+    @classmethod
+    def clean(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(_text(value, "title").split())
+        return value or None
+
+
+class ConversationRename(BaseModel):
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+
+    @field_validator("title")
+    @classmethod
+    def clean(cls, value: str) -> str:
+        value = " ".join(_text(value, "title").split())
+        if not value:
+            raise ValueError("title must not be blank")
+        return value
+
+
+class ConversationOut(BaseModel):
+    id: str
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class SourceOut(BaseModel):
+    rank: int
+    ref: str
+    he_ref: str | None
+    language: str
+    score: float
+    verified: bool
+    book: str | None
+    category: str | None
+    url: str
+
+
+class MessageOut(BaseModel):
+    id: str
+    position: int
+    role: str
+    content: str
+    status: str
+    query: str | None
+    mode: str | None
+    provider: str | None
+    latency_ms: float | None
+    first_token_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    verification: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    sources: list[SourceOut]
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class MessageCreate(BaseModel):
+    content: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    books: list[str] = Field(default_factory=list, max_length=50)
+    categories: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("content")
+    @classmethod
+    def reject_blank(cls, value: str) -> str:
+        value = _text(value, "content").strip()
+        if not value:
+            raise ValueError("content must not be blank")
+        return value
+
+
+class TurnResponse(BaseModel):
+    conversation: ConversationOut
+    query: str
+    user_message: MessageOut
+    assistant_message: MessageOut
+
+
+class FeedbackCreate(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("comment")
+    @classmethod
+    def clean(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _text(value, "comment").strip() or None
+
+
+class FeedbackOut(BaseModel):
+    message_id: str
+    rating: Literal["up", "down"]
+    comment: str | None
+    updated_at: datetime

@@ -1,0 +1,1 @@
+"""User accounts: passwords, tokens, email codes and rate limits."""

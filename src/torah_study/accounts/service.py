@@ -1,0 +1,354 @@
+"""Registration, sign-in with optional email codes, token refresh and logout."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from torah_study.accounts.mail import Mailer, MailError
+from torah_study.accounts.passwords import (
+    burn_verification_time,
+    hash_password,
+    password_problem,
+    verify_password,
+)
+from torah_study.accounts.ratelimit import RateLimited, RateLimiter
+from torah_study.accounts.tokens import Claims, TokenCodec, TokenError
+from torah_study.config import Settings
+from torah_study.db.models import AuthSession, EmailCode, RefreshToken, User
+
+logger = logging.getLogger(__name__)
+
+BAD_CREDENTIALS = "Incorrect email or password."
+BAD_CODE = "The code is wrong or has expired."
+CODE_GONE = "This code has expired or was tried too often; sign in again for a new one."
+
+
+class AuthError(Exception):
+    """A failure the API reports with ``status`` and ``detail``."""
+
+    def __init__(
+        self, status: int, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is calling: the address for rate limits, the agent for the session."""
+
+    address: str
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """An email code was sent; tokens follow once the code is confirmed."""
+
+    challenge_id: str
+    expires_in: int
+    email: str
+
+
+def normalise_email(email: str) -> tuple[str, str]:
+    """Return the normalised address and its lower-cased key, or raise ValueError."""
+    try:
+        result = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(str(error)) from error
+    return result.normalized, result.normalized.lower()
+
+
+class AccountService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        codec: TokenCodec,
+        mailer: Mailer | None,
+    ) -> None:
+        if settings.mfa_enabled and mailer is None:
+            raise ValueError("Email codes are on but no mail server is configured.")
+        self.settings = settings
+        self.sessions = sessions
+        self.codec = codec
+        self.mailer = mailer
+        self.limiter = RateLimiter(timedelta(seconds=settings.rate_window_seconds))
+        self._code_key = hashlib.sha256(b"email-code:" + codec.secret_bytes()).digest()
+
+    # Registration and sign-in.
+
+    def register(self, email: str, password: str, client: Client) -> Tokens | Challenge:
+        address, key = normalise_email(email)
+        problem = password_problem(password, address, self.settings.password_min_length)
+        if problem:
+            raise AuthError(422, problem)
+        hashed = hash_password(password)
+        with self.sessions.begin() as db:
+            if db.scalar(select(User.id).where(User.email_key == key)) is not None:
+                raise AuthError(409, "An account with this email already exists.")
+            user = User(email=address, email_key=key, password_hash=hashed)
+            db.add(user)
+            try:
+                db.flush()
+            except IntegrityError as error:
+                raise AuthError(
+                    409, "An account with this email already exists."
+                ) from error
+            if self.settings.mfa_enabled:
+                return self._send_code(db, user, "register")
+            return self._issue(db, user, client)
+
+    def login(self, email: str, password: str, client: Client) -> Tokens | Challenge:
+        try:
+            _, key = normalise_email(email)
+        except ValueError:
+            key = email.strip().lower()[:320]
+        account_key = f"login:account:{key}"
+        address_key = f"login:address:{client.address}"
+        with self.sessions.begin() as db:
+            self._check_limits(
+                db,
+                (account_key, self.settings.login_limit_per_account),
+                (address_key, self.settings.login_limit_per_address),
+            )
+            user = db.scalar(select(User).where(User.email_key == key))
+            if user is None:
+                burn_verification_time(password)
+                ok = False
+            else:
+                ok = verify_password(password, user.password_hash)
+            if not ok or user is None:
+                self.limiter.record(db, account_key, address_key)
+                failure = AuthError(
+                    401, BAD_CREDENTIALS, {"WWW-Authenticate": "Bearer"}
+                )
+            else:
+                self.limiter.clear(db, account_key)
+                if self.settings.mfa_enabled:
+                    return self._send_code(db, user, "login")
+                return self._issue(db, user, client)
+        # Raised after the block so the failed attempt is committed.
+        raise failure
+
+    def verify_code(self, challenge_id: str, code: str, client: Client) -> Tokens:
+        address_key = f"code:address:{client.address}"
+        now = datetime.now(UTC)
+        with self.sessions.begin() as db:
+            self._check_limits(db, (address_key, self.settings.code_limit_per_address))
+            row = db.get(EmailCode, challenge_id, with_for_update=True)
+            usable = (
+                row is not None
+                and row.consumed_at is None
+                and row.expires_at > now
+                and row.attempts < self.settings.mfa_max_attempts
+            )
+            if row is None or not usable:
+                self.limiter.record(db, address_key)
+                failure = AuthError(401, CODE_GONE if row is not None else BAD_CODE)
+            elif not hmac.compare_digest(row.code_hash, self._hash_code(code)):
+                row.attempts += 1
+                self.limiter.record(db, address_key)
+                left = self.settings.mfa_max_attempts - row.attempts
+                failure = AuthError(401, BAD_CODE if left > 0 else CODE_GONE)
+            else:
+                row.consumed_at = now
+                user = db.get(User, row.user_id)
+                assert user is not None
+                user.verified = True
+                return self._issue(db, user, client)
+        raise failure
+
+    # Tokens.
+
+    def refresh(self, token: str, client: Client) -> Tokens:
+        try:
+            claims = self.codec.decode(token, "refresh")
+        except TokenError as error:
+            raise AuthError(401, str(error)) from error
+        now = datetime.now(UTC)
+        with self.sessions.begin() as db:
+            row = db.get(RefreshToken, claims.jti, with_for_update=True)
+            signin = db.get(AuthSession, claims.session_id)
+            if row is None or signin is None or row.session_id != signin.id:
+                raise AuthError(401, "The refresh token is not valid.")
+            if signin.revoked_at is not None or signin.expires_at <= now:
+                raise AuthError(401, "This sign-in has ended; sign in again.")
+            if row.used_at is not None:
+                # An old refresh token came back: someone may have copied it.
+                signin.revoked_at = now
+                signin.revoked_reason = "refresh-reuse"
+                failure = AuthError(401, "This sign-in has ended; sign in again.")
+            else:
+                row.used_at = now
+                user = db.get(User, claims.user_id)
+                if user is None:
+                    raise AuthError(401, "The account no longer exists.")
+                return self._tokens(db, user, signin)
+        raise failure
+
+    def authenticate(self, token: str) -> tuple[User, Claims]:
+        """Return the user of a valid access token or raise AuthError 401."""
+        try:
+            claims = self.codec.decode(token, "access")
+        except TokenError as error:
+            raise AuthError(401, str(error), {"WWW-Authenticate": "Bearer"}) from error
+        with self.sessions() as db:
+            row = db.execute(
+                select(User, AuthSession)
+                .join(AuthSession, AuthSession.user_id == User.id)
+                .where(AuthSession.id == claims.session_id, User.id == claims.user_id)
+            ).one_or_none()
+        if row is None:
+            raise AuthError(
+                401, "The token is not valid.", {"WWW-Authenticate": "Bearer"}
+            )
+        user, signin = row
+        if signin.revoked_at is not None or signin.expires_at <= datetime.now(UTC):
+            raise AuthError(
+                401,
+                "This sign-in has ended; sign in again.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        return user, claims
+
+    def logout(self, claims: Claims) -> None:
+        with self.sessions.begin() as db:
+            db.execute(
+                update(AuthSession)
+                .where(
+                    AuthSession.id == claims.session_id,
+                    AuthSession.revoked_at.is_(None),
+                )
+                .values(revoked_at=datetime.now(UTC), revoked_reason="logout")
+            )
+
+    def change_password(
+        self, user_id: str, current: str, new: str, client: Client
+    ) -> Tokens:
+        """Change the password, end every sign-in, and start a new one here."""
+        now = datetime.now(UTC)
+        with self.sessions.begin() as db:
+            user = db.get(User, user_id, with_for_update=True)
+            if user is None:
+                raise AuthError(401, "The account no longer exists.")
+            account_key = f"password:account:{user.id}"
+            self._check_limits(db, (account_key, self.settings.login_limit_per_account))
+            if not verify_password(current, user.password_hash):
+                self.limiter.record(db, account_key)
+                failure = AuthError(403, "The current password is wrong.")
+            else:
+                problem = password_problem(
+                    new, user.email, self.settings.password_min_length
+                )
+                if problem:
+                    raise AuthError(422, problem)
+                if new == current:
+                    raise AuthError(422, "The new password is the same as the old one.")
+                user.password_hash = hash_password(new)
+                user.password_changed_at = now
+                db.execute(
+                    update(AuthSession)
+                    .where(
+                        AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None)
+                    )
+                    .values(revoked_at=now, revoked_reason="password-change")
+                )
+                self.limiter.clear(db, account_key)
+                return self._issue(db, user, client)
+        raise failure
+
+    # Helpers.
+
+    def _check_limits(self, db: Session, *limits: tuple[str, int]) -> None:
+        for key, limit in limits:
+            try:
+                self.limiter.check(db, key, limit)
+            except RateLimited as error:
+                raise AuthError(
+                    429,
+                    "Too many attempts; wait and try again.",
+                    {"Retry-After": str(error.retry_after)},
+                ) from error
+
+    def _issue(self, db: Session, user: User, client: Client) -> Tokens:
+        now = datetime.now(UTC)
+        signin = AuthSession(
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + self.codec.refresh_ttl,
+            client_address=client.address[:64],
+            user_agent=client.user_agent[:300] or None,
+        )
+        db.add(signin)
+        db.flush()
+        return self._tokens(db, user, signin)
+
+    def _tokens(self, db: Session, user: User, signin: AuthSession) -> Tokens:
+        access, _ = self.codec.encode("access", user.id, signin.id)
+        refresh, claims = self.codec.encode("refresh", user.id, signin.id)
+        # A refresh token never outlives its sign-in session.
+        expires = min(claims.expires_at, signin.expires_at)
+        db.add(
+            RefreshToken(
+                jti=claims.jti,
+                session_id=signin.id,
+                created_at=claims.issued_at,
+                expires_at=expires,
+            )
+        )
+        return Tokens(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=int(self.codec.access_ttl.total_seconds()),
+            user=user,
+        )
+
+    def _hash_code(self, code: str) -> str:
+        digits = "".join(ch for ch in code if not ch.isspace())
+        return hmac.new(self._code_key, digits.encode(), hashlib.sha256).hexdigest()
+
+    def _send_code(self, db: Session, user: User, purpose: str) -> Challenge:
+        assert self.mailer is not None
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        minutes = self.settings.mfa_code_minutes
+        now = datetime.now(UTC)
+        row = EmailCode(
+            user_id=user.id,
+            purpose=purpose,
+            code_hash=self._hash_code(code),
+            created_at=now,
+            expires_at=now + timedelta(minutes=minutes),
+        )
+        db.add(row)
+        db.flush()
+        body = (
+            f"Your Torah Study code is {code}.\n\n"
+            f"It expires in {minutes} minutes. If you did not try to sign in, "
+            "ignore this email; your password may be known to someone else."
+        )
+        try:
+            self.mailer.send(user.email, f"Your Torah Study code: {code}", body)
+        except MailError as error:
+            raise AuthError(503, str(error)) from error
+        return Challenge(row.id, minutes * 60, user.email)

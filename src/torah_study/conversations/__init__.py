@@ -1,0 +1,1 @@
+"""Saved conversations: titles, follow-up rewriting, storage and streamed answers."""

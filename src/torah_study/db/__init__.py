@@ -1,0 +1,1 @@
+"""Accounts and conversations: SQLAlchemy models, engine set-up and migrations."""
