@@ -22,4 +22,5 @@ if .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
 fi
 
 "$cli" ingest --export-dir "$TORAH_STUDY_EXPORT_DIR"
+"$cli" db upgrade
 exec "$cli" serve --host "${TORAH_STUDY_HOST:-127.0.0.1}" --port "${TORAH_STUDY_PORT:-8000}"
