@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -213,3 +214,45 @@ def test_lone_surrogate_rejected(api: httpx.Client) -> None:
         timeout=60,
     )
     assert response.status_code == 422
+
+
+class CountingModel:
+    """Streams many short cited sentences and records how far it got."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.produced = 0
+        self.closed = threading.Event()
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str]:
+        try:
+            for _ in range(300):
+                time.sleep(0.02)
+                self.produced += 1
+                yield "Leviticus 19:18 says it [1]. "
+        finally:
+            self.closed.set()
+
+
+def test_leaving_a_stream_stops_the_model(
+    services: Services, api: httpx.Client
+) -> None:
+    model = CountingModel()
+    original = services.pipeline
+    services.pipeline = AnswerPipeline(services.retriever, services.catalog, model)
+    try:
+        with api.stream(
+            "POST", "/chat/stream", json={"question": QUESTION}
+        ) as response:
+            received = ""
+            for chunk in response.iter_text():
+                received += chunk
+                if received.count("event: token") >= 3:
+                    break
+        assert model.closed.wait(10)
+    finally:
+        services.pipeline = original
+    assert model.produced < 300

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from sse_starlette.sse import EventSourceResponse
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 
 from torah_study import __version__
 from torah_study.answer.pipeline import (
@@ -26,7 +26,7 @@ from torah_study.answer.pipeline import (
 )
 from torah_study.api import auth, conversations
 from torah_study.api.auth import current_identity
-from torah_study.api.common import ServicesDep, encode_event, resolve_filters
+from torah_study.api.common import ServicesDep, encode_event, pump, resolve_filters
 from torah_study.api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -195,7 +195,7 @@ def _add_routes(app: FastAPI) -> None:
         events: Iterator[Event] = services.pipeline.run(body.question, filters)
 
         async def messages() -> AsyncIterator[dict[str, str]]:
-            async for event in iterate_in_threadpool(events):
+            async for event in pump(events):
                 yield encode_event(event)
 
         return EventSourceResponse(

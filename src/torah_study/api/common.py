@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -17,6 +22,8 @@ from torah_study.answer.pipeline import (
 from torah_study.index.base import Filters
 from torah_study.library.refs import RefError
 from torah_study.service import Services
+
+logger = logging.getLogger(__name__)
 
 
 def get_services(request: Request) -> Services:
@@ -50,3 +57,50 @@ def encode_event(event: Event) -> dict[str, str]:
     else:
         payload = {k: v for k, v in asdict(event).items() if k != "kind"}
     return {"event": event.kind, "data": json.dumps(payload, ensure_ascii=False)}
+
+
+async def pump(events: Iterator[Event]) -> AsyncIterator[Event]:
+    """Run a blocking event generator on its own thread and yield its events.
+
+    When the consumer stops early (the client disconnected), the generator is
+    closed on its own thread after its next event, which stops the answer
+    model and lets the turn save itself as interrupted.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    stop = threading.Event()
+    end = object()
+
+    def put(item: Any) -> None:
+        # A closed event loop means nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def work() -> None:
+        try:
+            for event in events:
+                if stop.is_set():
+                    break
+                put(event)
+        except BaseException as error:
+            put(error)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("Closing an answer stream failed")
+            put(end)
+
+    threading.Thread(target=work, name="answer-stream", daemon=True).start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

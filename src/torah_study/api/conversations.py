@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from torah_study.answer.pipeline import Event
 from torah_study.api.auth import AccountsDep, IdentityDep
-from torah_study.api.common import encode_event, resolve_filters
+from torah_study.api.common import encode_event, pump, resolve_filters
 from torah_study.api.schemas import (
     ConversationCreate,
     ConversationDetail,
@@ -105,53 +101,6 @@ def detail_out(conversation: Conversation) -> ConversationDetail:
         **conversation_out(conversation).model_dump(),
         messages=[message_out(m) for m in conversation.messages],
     )
-
-
-async def pump(events: Iterator[Event]) -> AsyncIterator[Event]:
-    """Run a blocking event generator on its own thread and yield its events.
-
-    When the consumer stops early (the client disconnected), the generator is
-    closed on its own thread after its next event, which stops the answer
-    model and lets the turn save itself as interrupted.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stop = threading.Event()
-    end = object()
-
-    def put(item: Any) -> None:
-        # A closed event loop means nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def work() -> None:
-        try:
-            for event in events:
-                if stop.is_set():
-                    break
-                put(event)
-        except BaseException as error:
-            put(error)
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    logger.exception("Closing an answer stream failed")
-            put(end)
-
-    threading.Thread(target=work, name="answer-stream", daemon=True).start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 router = APIRouter(tags=["conversations"])
