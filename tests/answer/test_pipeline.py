@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from torah_study.answer.llm.base import ChatMessage, ProviderError
+from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
 from torah_study.answer.pipeline import (
     AnswerPipeline,
     DoneEvent,
@@ -207,3 +207,14 @@ def test_provider_error_after_shown_text_ends_with_an_error(services) -> None:  
     assert events[-1].kind == "error"
     assert events[-1].code == "answer_interrupted"  # type: ignore[union-attr]
     assert not any(e.kind == "done" for e in events)
+
+
+def test_token_counts_reach_the_done_event(services) -> None:  # type: ignore[no-untyped-def]
+    number = _lev_number(_run(services, ScriptedModel(["x"])))
+    cited = f"Leviticus 19:18 says to love your neighbor as yourself [{number}]."
+    model = ScriptedModel([cited, Usage(prompt_tokens=812, completion_tokens=17)])  # type: ignore[list-item]
+    events = _run(services, model)
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.usage == {"prompt_tokens": 812, "completion_tokens": 17}
+    assert _text(events) == cited

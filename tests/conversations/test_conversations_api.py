@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from servers import accounts_settings, live_server, register
-from torah_study.answer.llm.base import ChatMessage, ProviderError
+from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
 from torah_study.answer.pipeline import AnswerPipeline
 from torah_study.api.app import create_app
 from torah_study.config import Settings
@@ -37,7 +37,7 @@ class TrickleModel:
 
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
-    ) -> Iterator[str]:
+    ) -> Iterator[str | Usage]:
         prompt = messages[-1].content
         number = 1
         for line in prompt.splitlines():
@@ -54,6 +54,19 @@ class TrickleModel:
                     raise ProviderError("connection reset by the provider")
                 time.sleep(self.delay)
                 yield word + " "
+
+
+class CountedModel(TrickleModel):
+    """Answers with one cited sentence and reports its token counts."""
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str | Usage]:
+        for piece in super().stream(messages, max_tokens=max_tokens):
+            yield piece
+            if isinstance(piece, str) and piece.strip().endswith("."):
+                break
+        yield Usage(prompt_tokens=640, completion_tokens=12)
 
 
 def _serve(services: Services, settings: Settings, model: Any) -> tuple[Accounts, Any]:
@@ -484,3 +497,21 @@ def test_deleting_a_conversation_removes_its_messages(
         )
     assert messages == 0
     assert sources == 0
+
+
+def test_token_counts_are_stored_with_the_answer(
+    services: Services, library_settings: Settings, database_url: str
+) -> None:
+    settings = accounts_settings(library_settings, database_url)
+    accounts, app = _serve(services, settings, CountedModel(delay=0.0))
+    try:
+        with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            headers = register(client)["headers"]
+            turn = _ask(client, headers, _new(client, headers), QUESTION)
+    finally:
+        accounts.close()
+    answer = turn["assistant_message"]
+    assert answer["status"] == "complete"
+    assert answer["provider"] == "trickle"
+    assert answer["prompt_tokens"] == 640
+    assert answer["completion_tokens"] == 12

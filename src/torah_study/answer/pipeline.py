@@ -13,7 +13,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from torah_study.answer.llm.base import AnswerModel, ProviderError
+from torah_study.answer.llm.base import AnswerModel, ProviderError, Usage
 from torah_study.answer.prompts import (
     ABSTAIN,
     LOOKUP_INTRO,
@@ -58,6 +58,8 @@ class DoneEvent:
     provider: str
     refs: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    # Token counts reported by the answer model, when it reports them.
+    usage: dict[str, int] = field(default_factory=dict)
     kind: Literal["done"] = "done"
 
 
@@ -181,7 +183,7 @@ class AnswerPipeline:
         language = retrieval.analysis.language
         timings = dict(retrieval.timings)
         try:
-            answer, report, provider, first_token = yield from self._answer(
+            answer, report, provider, first_token, usage = yield from self._answer(
                 retrieval, language
             )
         except AnswerBrokenOff as error:
@@ -197,11 +199,23 @@ class AnswerPipeline:
             timings["first_token"] = first_token - started
         timings["total"] = time.perf_counter() - started
         refs = [p.record.ref for p in passages]
-        yield DoneEvent(answer, retrieval.mode, provider, refs, timings)
+        counts = {}
+        if usage is not None:
+            counts = {
+                name: value
+                for name, value in (
+                    ("prompt_tokens", usage.prompt_tokens),
+                    ("completion_tokens", usage.completion_tokens),
+                )
+                if value is not None
+            }
+        yield DoneEvent(answer, retrieval.mode, provider, refs, timings, counts)
 
     def _answer(
         self, retrieval: Retrieval, language: str
-    ) -> Generator[Event, None, tuple[str, VerificationReport, str, float | None]]:
+    ) -> Generator[
+        Event, None, tuple[str, VerificationReport, str, float | None, Usage | None]
+    ]:
         passages = retrieval.passages
         verifier = Verifier(self.catalog, passages)
         practical = retrieval.analysis.practical
@@ -214,7 +228,7 @@ class AnswerPipeline:
             if retrieval.mode == "abstain" and retrieval.message.endswith("library."):
                 text = f"{retrieval.message} {ABSTAIN[language]}"
             yield TokenEvent(text)
-            return text, verifier.report, "none", time.perf_counter()
+            return text, verifier.report, "none", time.perf_counter(), None
 
         lookup = retrieval.mode == "lookup"
         if self.model is None or lookup:
@@ -222,14 +236,14 @@ class AnswerPipeline:
             if retrieval.message:
                 text = f"{retrieval.message}\n\n{text}"
             started = yield from _emit_lines(text)
-            return text, verifier.report, "sources-only", started
+            return text, verifier.report, "sources-only", started, None
 
         messages = build_messages(retrieval.analysis.text, language, passages)
         verifier.require_citations = True
         verifier.exempt = [normalize(t) for t in (*RABBI.values(), *ABSTAIN.values())]
         try:
             pieces = self.model.stream(messages, max_tokens=self.max_tokens)
-            kept, first = yield from self._emit_verified(pieces, verifier)
+            kept, first, usage = yield from self._emit_verified(pieces, verifier)
         except AnswerBrokenOff:
             raise
         except ProviderError as error:
@@ -237,7 +251,7 @@ class AnswerPipeline:
             verifier.report.fallback = True
             text = sources_only_answer(passages, language, practical, False)
             started = yield from _emit_lines(text)
-            return text, verifier.report, "sources-only", started
+            return text, verifier.report, "sources-only", started, None
         if practical and RABBI[language] not in kept:
             tail = "\n\n" + RABBI[language]
             yield TokenEvent(tail)
@@ -251,19 +265,23 @@ class AnswerPipeline:
             first = first or time.perf_counter()
             yield TokenEvent(fallback)
             kept += fallback
-            return kept, verifier.report, "sources-only", first
-        return kept, verifier.report, self.model.name, first
+            return kept, verifier.report, "sources-only", first, usage
+        return kept, verifier.report, self.model.name, first, usage
 
     def _emit_verified(
-        self, source: str | Iterator[str], verifier: Verifier
-    ) -> Generator[Event, None, tuple[str, float | None]]:
+        self, source: str | Iterator[str | Usage], verifier: Verifier
+    ) -> Generator[Event, None, tuple[str, float | None, Usage | None]]:
         """Yield verified sentences as they complete; return the text and first time."""
         pieces = iter([source]) if isinstance(source, str) else source
         buffer = ""
         kept = ""
         first: float | None = None
+        usage: Usage | None = None
         try:
             for piece in pieces:
+                if isinstance(piece, Usage):
+                    usage = piece
+                    continue
                 buffer += piece
                 sentences = split_sentences(buffer)
                 # The last piece may be an unfinished sentence: keep it buffered.
@@ -281,4 +299,4 @@ class AnswerPipeline:
             first = first or time.perf_counter()
             kept += buffer
             yield TokenEvent(buffer)
-        return kept, first
+        return kept, first, usage

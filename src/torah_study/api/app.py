@@ -181,6 +181,7 @@ def _add_routes(app: FastAPI) -> None:
                     verification=verification,
                     refs=event.refs,
                     timings=event.timings,
+                    usage=event.usage,
                 )
         raise HTTPException(
             status_code=500, detail="The answer ended without a result."

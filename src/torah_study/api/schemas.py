@@ -36,6 +36,7 @@ class ChatResponse(BaseModel):
     verification: dict[str, Any]
     refs: list[str]
     timings: dict[str, float]
+    usage: dict[str, int] = Field(default_factory=dict)
 
 
 class SegmentOut(BaseModel):

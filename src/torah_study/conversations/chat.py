@@ -117,6 +117,8 @@ class ConversationChat:
                         first_token_ms=first * 1000 if first is not None else None,
                         verification=verification,
                         verified_ranks=verified,
+                        prompt_tokens=event.usage.get("prompt_tokens"),
+                        completion_tokens=event.usage.get("completion_tokens"),
                     )
                     finished = True
                 elif isinstance(event, ErrorEvent):

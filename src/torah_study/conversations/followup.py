@@ -587,7 +587,11 @@ def rewrite_with_model(
         ChatMessage(role="user", content=_conversation_text(question, history)),
     ]
     try:
-        output = "".join(model.stream(messages, max_tokens=max_tokens))
+        output = "".join(
+            piece
+            for piece in model.stream(messages, max_tokens=max_tokens)
+            if isinstance(piece, str)
+        )
     except ProviderError as error:
         logger.warning(
             "Follow-up rewrite by %s failed, using the rules instead: %s",

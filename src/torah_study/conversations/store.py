@@ -263,6 +263,8 @@ class ConversationStore:
         provider: str | None = None,
         latency_ms: float | None = None,
         first_token_ms: float | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
         verification: dict[str, Any] | None = None,
         verified_ranks: Sequence[int] | None = None,
         error: str | None = None,
@@ -279,6 +281,8 @@ class ConversationStore:
             message.provider = provider
             message.latency_ms = latency_ms
             message.first_token_ms = first_token_ms
+            message.prompt_tokens = prompt_tokens
+            message.completion_tokens = completion_tokens
             message.verification = verification
             message.error = error
             message.updated_at = now

@@ -201,3 +201,12 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[FakeChatServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def text_pieces(pieces: Iterator[Any]) -> list[str]:
+    """The text pieces of a model stream, without its token-count record."""
+    return [piece for piece in pieces if isinstance(piece, str)]
+
+
+def text_of(pieces: Iterator[Any]) -> str:
+    return "".join(text_pieces(pieces))

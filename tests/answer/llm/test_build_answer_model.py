@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_chat_api import FakeChatServer
+from fake_chat_api import FakeChatServer, text_of
 from pydantic import SecretStr
 
 from torah_study.answer.llm import ChatMessage, ProviderError, build_answer_model
@@ -71,7 +71,7 @@ def test_gemini_streams_from_base_url(
 
     assert isinstance(model, GeminiModel)
     assert model.name == "gemini:gemini-custom"
-    assert "".join(model.stream(QUESTION, max_tokens=8)) == "Hello, world!"
+    assert text_of(model.stream(QUESTION, max_tokens=8)) == "Hello, world!"
     assert "/models/gemini-custom:" in gemini_server.requests[0].path
 
 
@@ -107,7 +107,7 @@ def test_openai_streams_from_base_url(
     model = build_answer_model(settings)
 
     assert isinstance(model, OpenAICompatibleModel)
-    assert "".join(model.stream(QUESTION, max_tokens=8)) == "Hello, world!"
+    assert text_of(model.stream(QUESTION, max_tokens=8)) == "Hello, world!"
     request = openai_server.requests[0]
     assert request.body["model"] == "served-model"
     assert request.headers["authorization"] == "Bearer sk-x"
@@ -154,7 +154,7 @@ def test_local_model_from_settings(tmp_path: Path, provider: str) -> None:
 
     assert model is not None
     assert model.name == "local:smollm2-135m"
-    assert "".join(model.stream(QUESTION, max_tokens=4)).strip()
+    assert text_of(model.stream(QUESTION, max_tokens=4)).strip()
 
 
 @needs_smollm2

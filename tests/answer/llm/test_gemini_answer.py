@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from fake_chat_api import FakeChatServer
+from fake_chat_api import FakeChatServer, text_of, text_pieces
 
 from torah_study.answer.llm import ChatMessage, ProviderError
+from torah_study.answer.llm.base import Usage
 from torah_study.answer.llm.gemini import GeminiModel
 
 API_KEY = "test-key-123"
@@ -27,10 +28,12 @@ def make_model(server_url: str, **kwargs: object) -> GeminiModel:
 def test_stream_joins_pieces(gemini_server: FakeChatServer) -> None:
     model = make_model(gemini_server.base_url)
 
-    pieces = list(model.stream(MESSAGES, max_tokens=64))
+    streamed = list(model.stream(MESSAGES, max_tokens=64))
+    pieces = text_pieces(iter(streamed))
 
     assert pieces == ["Hello", ", ", "world", "!"]
     assert "".join(pieces) == "Hello, world!"
+    assert streamed[-1] == Usage(prompt_tokens=3, completion_tokens=None)
     assert model.name == "gemini:gemini-2.5-flash"
 
 
@@ -80,7 +83,7 @@ def test_first_piece_arrives_before_end(gemini_server: FakeChatServer) -> None:
     first = next(stream)
     finished_early = gemini_server.stream_finished.is_set()
     release.set()
-    rest = list(stream)
+    rest = text_pieces(stream)
 
     assert first == "Hello"
     assert not finished_early
@@ -112,7 +115,7 @@ def test_unavailable_is_retried(gemini_server: FakeChatServer) -> None:
     gemini_server.script.failures = [503]
     model = make_model(gemini_server.base_url, max_attempts=2)
 
-    text = "".join(model.stream(MESSAGES, max_tokens=8))
+    text = text_of(model.stream(MESSAGES, max_tokens=8))
 
     assert text == "Hello, world!"
     assert len(gemini_server.requests) == 2

@@ -14,8 +14,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from fake_chat_api import text_of, text_pieces
 
 from torah_study.answer.llm import ChatMessage, ProviderError
+from torah_study.answer.llm.base import Usage
 from torah_study.answer.llm.local import LocalModel
 from torah_study.answer.llm.weights import model_path
 
@@ -49,17 +51,24 @@ def smollm2() -> LocalModel:
 
 @needs_smollm2
 def test_stream_yields_several_pieces(smollm2: LocalModel) -> None:
-    pieces = list(smollm2.stream(QUESTION, max_tokens=24))
+    streamed = list(smollm2.stream(QUESTION, max_tokens=24))
+    pieces = text_pieces(iter(streamed))
+    usage = streamed[-1]
 
     assert len(pieces) >= 2
-    assert all(isinstance(piece, str) and piece for piece in pieces)
+    assert all(piece for piece in pieces)
     assert "".join(pieces).strip()
+    assert isinstance(usage, Usage)
+    assert usage.completion_tokens is not None
+    assert len(pieces) <= usage.completion_tokens <= 24
+    assert usage.prompt_tokens is not None
+    assert usage.prompt_tokens > 5
     assert smollm2.name == "local:smollm2-135m"
 
 
 @needs_smollm2
 def test_max_tokens_limits_output(smollm2: LocalModel) -> None:
-    pieces = list(smollm2.stream(QUESTION, max_tokens=5))
+    pieces = text_pieces(smollm2.stream(QUESTION, max_tokens=5))
 
     # Each streamed piece is one token, or none for an incomplete UTF-8 sequence.
     assert 1 <= len(pieces) <= 5
@@ -67,8 +76,8 @@ def test_max_tokens_limits_output(smollm2: LocalModel) -> None:
 
 @needs_smollm2
 def test_temperature_zero_is_repeatable(smollm2: LocalModel) -> None:
-    first = "".join(smollm2.stream(QUESTION, max_tokens=16))
-    second = "".join(smollm2.stream(QUESTION, max_tokens=16))
+    first = text_of(smollm2.stream(QUESTION, max_tokens=16))
+    second = text_of(smollm2.stream(QUESTION, max_tokens=16))
 
     assert first == second
 
@@ -82,13 +91,13 @@ def test_warm_loads_the_model(smollm2: LocalModel) -> None:
 
 @needs_smollm2
 def test_concurrent_streams_both_finish(smollm2: LocalModel) -> None:
-    expected = "".join(smollm2.stream(QUESTION, max_tokens=12))
+    expected = text_of(smollm2.stream(QUESTION, max_tokens=12))
     results: list[str] = []
     failures: list[BaseException] = []
 
     def run() -> None:
         try:
-            results.append("".join(smollm2.stream(QUESTION, max_tokens=12)))
+            results.append(text_of(smollm2.stream(QUESTION, max_tokens=12)))
         except BaseException as error:
             failures.append(error)
 

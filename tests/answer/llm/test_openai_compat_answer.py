@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from fake_chat_api import FakeChatServer
+from fake_chat_api import FakeChatServer, text_of, text_pieces
 
 from torah_study.answer.llm import ChatMessage, ProviderError
+from torah_study.answer.llm.base import Usage
 from torah_study.answer.llm.openai_compat import (
     PLACEHOLDER_API_KEY,
     OpenAICompatibleModel,
@@ -29,10 +30,12 @@ def make_model(server: FakeChatServer | str, **kwargs: object) -> OpenAICompatib
 def test_stream_joins_pieces(openai_server: FakeChatServer) -> None:
     model = make_model(openai_server)
 
-    pieces = list(model.stream(MESSAGES, max_tokens=64))
+    streamed = list(model.stream(MESSAGES, max_tokens=64))
+    pieces = text_pieces(iter(streamed))
 
     assert pieces == ["Hello", ", ", "world", "!"]
     assert "".join(pieces) == "Hello, world!"
+    assert streamed[-1] == Usage(prompt_tokens=3, completion_tokens=4)
     assert model.name == "openai:local-model"
 
 
@@ -73,7 +76,7 @@ def test_first_piece_arrives_before_end(openai_server: FakeChatServer) -> None:
     first = next(stream)
     finished_early = openai_server.stream_finished.is_set()
     release.set()
-    rest = list(stream)
+    rest = text_pieces(stream)
 
     assert first == "Hello"
     assert not finished_early
@@ -105,7 +108,7 @@ def test_unavailable_is_retried(openai_server: FakeChatServer) -> None:
     openai_server.script.failures = [503]
     model = make_model(openai_server, max_retries=1)
 
-    text = "".join(model.stream(MESSAGES, max_tokens=8))
+    text = text_of(model.stream(MESSAGES, max_tokens=8))
 
     assert text == "Hello, world!"
     assert len(openai_server.requests) == 2

@@ -17,6 +17,14 @@ class ChatMessage:
     content: str
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one generation, for the providers that report them."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 class AnswerModel(Protocol):
     """A chat model that streams text pieces for a list of messages.
 
@@ -27,6 +35,9 @@ class AnswerModel(Protocol):
 
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
-    ) -> Iterator[str]:
-        """Yield the answer as text pieces; raise ProviderError on failure."""
+    ) -> Iterator[str | Usage]:
+        """Yield the answer as text pieces; raise ProviderError on failure.
+
+        A model that knows its token counts yields one Usage after the text.
+        """
         ...

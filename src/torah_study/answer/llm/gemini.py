@@ -9,7 +9,7 @@ import httpx
 from google import genai
 from google.genai import errors, types
 
-from torah_study.answer.llm.base import ChatMessage, ProviderError
+from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
 
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
 
@@ -106,7 +106,7 @@ class GeminiModel:
 
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
-    ) -> Iterator[str]:
+    ) -> Iterator[str | Usage]:
         """Yield answer text as the API streams it, or raise ProviderError."""
         system, contents = _to_gemini_contents(messages)
         config = types.GenerateContentConfig(
@@ -138,6 +138,9 @@ class GeminiModel:
                 f"Gemini model {self._model} returned no text "
                 f"({_stop_reason(last_chunk)})."
             )
+        metadata = last_chunk.usage_metadata if last_chunk is not None else None
+        if metadata is not None:
+            yield Usage(metadata.prompt_token_count, metadata.candidates_token_count)
 
 
 def _to_gemini_contents(

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from torah_study.answer.llm.base import ChatMessage, ProviderError
+from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class LocalModel:
 
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
-    ) -> Iterator[str]:
+    ) -> Iterator[str | Usage]:
         """Yield answer text as the model generates it, or raise ProviderError.
 
         The lock is held until the generator finishes or is closed, so a caller
@@ -116,10 +116,20 @@ class LocalModel:
                     temperature=0.0,
                     max_tokens=max_tokens,
                 )
+                generated = 0
                 for chunk in chunks:
-                    text = chunk["choices"][0]["delta"].get("content")
+                    choice = chunk["choices"][0]
+                    delta = choice["delta"]
+                    if "content" in delta and choice.get("finish_reason") is None:
+                        # One chunk per generated token; the first chunk only
+                        # names the role.
+                        generated += 1
+                    text = delta.get("content")
                     if text:
                         yield text
+                # After reset() the context holds the prompt and the answer.
+                prompt = int(getattr(llama, "n_tokens", 0)) - generated
+                yield Usage(prompt if prompt > 0 else None, generated)
             except (ValueError, RuntimeError) as error:
                 # llama-cpp-python raises ValueError when the prompt does not fit
                 # in the context window.

@@ -16,7 +16,7 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
-from torah_study.answer.llm.base import ChatMessage, ProviderError
+from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
 
 # Sent when no key is configured, because the client rejects an empty key even for
 # servers that do not check it.
@@ -83,7 +83,7 @@ class OpenAICompatibleModel:
 
     def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int
-    ) -> Iterator[str]:
+    ) -> Iterator[str | Usage]:
         """Yield answer text as the server streams it, or raise ProviderError."""
         try:
             chunks = self._client.chat.completions.create(
@@ -95,13 +95,20 @@ class OpenAICompatibleModel:
                 # self-hosted servers (vLLM, llama-server, Ollama) read max_tokens.
                 max_tokens=max_tokens,
             )
+            usage: Usage | None = None
             for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = Usage(
+                        chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+                    )
                 # Some servers send a final chunk with usage and no choices.
                 if not chunk.choices:
                     continue
                 text = chunk.choices[0].delta.content
                 if text:
                     yield text
+            if usage is not None:
+                yield usage
         except openai.OpenAIError as error:
             raise ProviderError(
                 f"OpenAI-compatible model {self._model} failed: "
