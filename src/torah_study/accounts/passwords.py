@@ -56,8 +56,8 @@ def _dummy_hash() -> str:
 def burn_verification_time(password: str) -> None:
     """Spend the time of one hash check, for sign-ins with an unknown email.
 
-    Without it a wrong email answers faster than a wrong password, which tells
-    a prober which addresses have accounts.
+    Without it a sign-in with a wrong email returns faster than one with a
+    wrong password, which reveals which addresses have accounts.
     """
     verify_password(password, _dummy_hash())
 

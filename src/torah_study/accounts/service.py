@@ -47,7 +47,7 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Client:
-    """Who is calling: the address for rate limits, the agent for the session."""
+    """The caller: its address for rate limits, its user agent for the session."""
 
     address: str
     user_agent: str = ""

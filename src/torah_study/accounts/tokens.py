@@ -1,8 +1,8 @@
 """Signed tokens (PyJWT, HS256): short-lived access tokens and refresh tokens.
 
-Every token carries its own ``jti`` and the id of the sign-in session
-(``sid``) it belongs to; the database decides whether that session is still
-valid, so logout and password changes revoke tokens before they expire.
+Every token carries its own ``jti`` and the id of its sign-in session
+(``sid``). The database records whether that session is still valid, so
+logout and password changes revoke tokens before they expire.
 """
 
 from __future__ import annotations

@@ -23,11 +23,11 @@ def normalise_url(url: str) -> str:
 def create_db_engine(url: str, **options: Any) -> Engine:
     """Create an engine with the connection settings each backend needs.
 
-    SQLite gets WAL (readers never wait for the writer), foreign keys, a busy
-    timeout, and write transactions that take the write lock at BEGIN: a
-    deferred transaction that upgrades from reading to writing fails at once
-    with "database is locked" when another writer is active, while BEGIN
-    IMMEDIATE waits for the lock within the busy timeout.
+    SQLite gets WAL (readers do not wait for the writer), foreign keys, a busy
+    timeout, and transactions that take the write lock at BEGIN. A deferred
+    transaction that moves from reading to writing while another connection
+    writes fails at once with "database is locked"; BEGIN IMMEDIATE instead
+    waits for the lock, up to the busy timeout.
     """
     url = normalise_url(url)
     parsed = make_url(url)
