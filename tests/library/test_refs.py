@@ -172,3 +172,16 @@ def test_find_hebrew_verse_ref(catalog: Catalog) -> None:
 
 def test_find_hebrew_talmud_line(catalog: Catalog) -> None:
     assert catalog.find_refs("ברכות ב: ג") == [catalog.parse("Berakhot 2b:3")]
+
+
+def test_commentators_are_those_of_real_commentaries(catalog: Catalog) -> None:
+    names = catalog.commentators()
+    assert "Rashi" in names
+    assert "Mishneh Torah, Rest" not in names
+    assert all(
+        any(
+            book.commentator == name and book.base_title in catalog.books
+            for book in catalog.books.values()
+        )
+        for name in names
+    )

@@ -178,7 +178,16 @@ class Catalog:
         return self.books.get(f"{commentator} on {base_title}")
 
     def commentators(self) -> set[str]:
-        return {b.commentator for b in self.books.values() if b.commentator}
+        """Names X of the "X on Y" titles whose Y is a book of the library.
+
+        Titles such as "Mishneh Torah, Rest on a Holiday" contain " on " but
+        comment on nothing, so they name no commentator.
+        """
+        return {
+            b.commentator
+            for b in self.books.values()
+            if b.commentator and b.base_title in self.books
+        }
 
     # Parsing ---------------------------------------------------------------
 
