@@ -12,13 +12,14 @@ For each database, in one run, the script:
 2. starts the real service (``uvicorn --factory torah_study.api.app:create_app``)
    in a child process on 127.0.0.1 with sources-only answers, so every answer
    is deterministic and no answer model is loaded;
-3. registers ``--users`` accounts and sends one ``/search`` request that loads
-   the embedding model. This is not timed, because argon2 hashing makes each
-   registration cost about 0.1 to 0.2 s;
+3. registers ``--users`` accounts and sends one ``/search`` request as a
+   warm-up. This is not timed, because argon2 hashing makes each registration
+   cost about 0.1 to 0.2 s on a 2-core machine;
 4. starts the clock, and every user concurrently creates a conversation and
    sends ``--messages`` questions one after the other to
    ``POST /conversations/{id}/messages?stream=true``, reading the server-sent
-   events to the end;
+   events to the end. The clock stops when the last user is done, and the
+   throughput counts the answers that ended with a ``done`` event;
 5. stops the service and reads the database directly with SQLAlchemy to check
    that every conversation holds exactly the turns that were sent.
 
@@ -61,10 +62,28 @@ from torah_study.db.engine import create_db_engine
 from torah_study.db.models import Conversation, Message
 
 DATA_DIR_ENV = "TORAH_STUDY_DATA_DIR"
+# The service's log: every logger at INFO and above with its level and time,
+# so errors of the service's own modules show up next to uvicorn's lines.
+SERVICE_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+}
 DATABASES = ("sqlite", "postgresql")
 POSTGRES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.py"
 PASSWORD = "a long load-test password"
-# Registrations run at once; argon2 hashing keeps a core busy for each one.
+# At most this many registrations run at once, because argon2 hashing keeps a
+# core busy for each one.
 REGISTER_CONCURRENCY = 4
 SERVER_START_SECONDS = 180.0
 SERVER_STOP_SECONDS = 30.0
@@ -187,7 +206,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def service_environment(data_dir: Path, database_url: str) -> dict[str, str]:
+def service_environment(
+    data_dir: Path, database_url: str, users: int
+) -> dict[str, str]:
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -201,6 +222,8 @@ def service_environment(data_dir: Path, database_url: str) -> dict[str, str]:
             "TORAH_STUDY_JWT_SECRET": secrets.token_urlsafe(48),
             # Tokens outlive a slow run, so no request fails with 401 midway.
             "TORAH_STUDY_ACCESS_TOKEN_MINUTES": "1440",
+            # Every load user registers from 127.0.0.1.
+            "TORAH_STUDY_REGISTER_LIMIT_PER_ADDRESS": str(users),
         }
     )
     return environment
@@ -208,10 +231,12 @@ def service_environment(data_dir: Path, database_url: str) -> dict[str, str]:
 
 @contextmanager
 def running_service(
-    data_dir: Path, database_url: str, folder: Path, log_path: Path
+    data_dir: Path, database_url: str, users: int, folder: Path, log_path: Path
 ) -> Iterator[str]:
     """Run the service under uvicorn in a child process and yield its base URL."""
     port = free_port()
+    log_config = folder / "logging.json"
+    log_config.write_text(json.dumps(SERVICE_LOGGING), encoding="utf-8")
     command = [
         sys.executable,
         "-m",
@@ -222,6 +247,8 @@ def running_service(
         "127.0.0.1",
         "--port",
         str(port),
+        "--log-config",
+        str(log_config),
         "--log-level",
         "info",
     ]
@@ -230,7 +257,7 @@ def running_service(
         process = subprocess.Popen(
             command,
             cwd=folder,
-            env=service_environment(data_dir, database_url),
+            env=service_environment(data_dir, database_url, users),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -269,7 +296,7 @@ def wait_until_healthy(
                 pass
             time.sleep(0.2)
     raise RuntimeError(
-        f"the service did not answer /health within {SERVER_START_SECONDS} s"
+        f"the service did not respond to /health within {SERVER_START_SECONDS} s"
     )
 
 
@@ -282,7 +309,7 @@ def scan_log(log_path: Path) -> dict[str, Any]:
             statuses[line.rsplit('" ', 1)[1].split(" ", 1)[0]] += 1
     return {
         "tracebacks": text.count("Traceback (most recent call last)"),
-        "error_lines": sum(1 for line in text.splitlines() if "ERROR" in line),
+        "error_lines": sum(1 for line in text.splitlines() if " ERROR " in line),
         "database_is_locked": text.count("database is locked"),
         "responses_by_status": dict(sorted(statuses.items())),
     }
@@ -293,7 +320,7 @@ def scan_log(log_path: Path) -> dict[str, Any]:
 
 @dataclass
 class MessageResult:
-    """What one user saw of one question: status, events and times in seconds."""
+    """The outcome of one question for one user, with times in seconds."""
 
     content: str
     status_code: int | None = None
@@ -318,8 +345,9 @@ class LoadUser:
 
 
 async def read_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """Yield (event, data) pairs of a server-sent event stream; skip comments."""
-    name, data = "message", []
+    """Yield the (event, data) pairs of a server-sent event stream, without comments."""
+    name = "message"
+    data: list[str] = []
     async for line in response.aiter_lines():
         if not line:
             if data:
@@ -413,7 +441,10 @@ async def run_user(client: httpx.AsyncClient, user: LoadUser, messages: int) -> 
 async def run_load(
     base_url: str, users: int, messages: int, timeout: float, tag: str
 ) -> tuple[list[LoadUser], float]:
-    """Register the users, then time them all asking at once; return the wall time."""
+    """Register the users, then time them all sending questions at once.
+
+    Returns the users with their results and the wall time in seconds.
+    """
     limits = httpx.Limits(max_connections=users + 10, max_keepalive_connections=users)
     async with httpx.AsyncClient(
         base_url=base_url,
@@ -473,7 +504,7 @@ class Audit:
             self.problems.append(text)
 
     def failed_checks(self) -> int:
-        """Count the rows that failed any check other than lost and duplicated."""
+        """Return the number of failed checks other than lost and duplicated rows."""
         return (
             self.wrong_role
             + self.user_content_mismatch
@@ -716,7 +747,9 @@ def run_database(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"chat-load-{database}.log"
     with open_database(folder) as url:
-        with running_service(args.data_dir, url, folder, log_path) as base_url:
+        with running_service(
+            args.data_dir, url, args.users, folder, log_path
+        ) as base_url:
             users, wall = asyncio.run(
                 run_load(base_url, args.users, args.messages, args.timeout, folder.name)
             )

@@ -258,7 +258,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from torah_study.db.engine import create_db_engine
     from torah_study.db.migrate import (
@@ -269,7 +270,17 @@ def cmd_db(args: argparse.Namespace) -> int:
     )
 
     settings = _settings(args)
-    engine = create_db_engine(settings.database)
+    if args.action == "downgrade" and not args.revision:
+        return _fail("downgrade needs a revision, such as `base` (drops every table).")
+    if args.action == "downgrade" and not args.yes:
+        return _fail(
+            f"downgrade to {args.revision} deletes tables and their data; stop the "
+            "service, back the database up, and add --yes to go ahead."
+        )
+    try:
+        engine = create_db_engine(settings.database)
+    except (ArgumentError, ImportError, ValueError) as error:
+        return _fail(f"invalid TORAH_STUDY_DATABASE_URL: {error}")
     shown = engine.url.render_as_string(hide_password=True)
     try:
         if args.action == "upgrade":
@@ -283,36 +294,48 @@ def cmd_db(args: argparse.Namespace) -> int:
             head = head_revision()
             state = "up to date" if current == head else f"behind: newest is {head}"
             print(f"{shown}: revision {current or 'none'} ({state}).")
-    except SQLAlchemyError as error:
-        return _fail(f"database {shown}: {error}")
+    except (SQLAlchemyError, CommandError) as error:
+        return _fail(f"database {shown}: {_first_line(error)}")
     finally:
         engine.dispose()
     return 0
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else repr(error)
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
     from torah_study.conversations.store import ConversationStore
     from torah_study.db.engine import create_db_engine, session_factory
-    from torah_study.db.migrate import upgrade
+    from torah_study.db.migrate import current_revision, head_revision
 
     settings = _settings(args)
-    engine = create_db_engine(settings.database)
     try:
-        upgrade(engine)
+        engine = create_db_engine(settings.database)
+    except (ArgumentError, ImportError, ValueError) as error:
+        return _fail(f"invalid TORAH_STUDY_DATABASE_URL: {error}")
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        if current_revision(engine) != head_revision():
+            return _fail(
+                f"{shown} is not migrated: run `torah-study db upgrade` first."
+            )
         store = ConversationStore(session_factory(engine), lambda text: None)
-        out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
-        count = 0
-        try:
-            for record in store.feedback_records():
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                count += 1
-        finally:
-            if args.output:
-                out.close()
+        records = list(store.feedback_records())
+    except SQLAlchemyError as error:
+        return _fail(f"database {shown}: {_first_line(error)}")
     finally:
         engine.dispose()
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if args.output:
-        print(f"Wrote {count} rated answers to {args.output}", file=sys.stderr)
+        args.output.write_text(lines, encoding="utf-8")
+        print(f"Wrote {len(records)} rated answers to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
     return 0
 
 
@@ -416,8 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument(
         "revision",
         nargs="?",
-        default="base",
-        help="target of downgrade (default: base)",
+        help="target of downgrade, such as base (which drops every table)",
+    )
+    database.add_argument(
+        "--yes", action="store_true", help="confirm a downgrade, which deletes data"
     )
     database.set_defaults(handler=cmd_db)
 

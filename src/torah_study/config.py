@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     keepalive_seconds: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, description="Largest request body accepted."
+    )
     environment: Literal["development", "production"] = Field(
         default="development",
         description="In production the service refuses to start without a JWT secret.",
@@ -130,6 +133,10 @@ class Settings(BaseSettings):
     login_limit_per_account: int = Field(default=5, ge=1)
     login_limit_per_address: int = Field(default=30, ge=1)
     code_limit_per_address: int = Field(default=30, ge=1)
+    codes_per_account: int = Field(
+        default=5, ge=1, description="Email codes sent to one account per window."
+    )
+    register_limit_per_address: int = Field(default=20, ge=1)
 
     # Outgoing mail (the email codes).
     smtp_host: str | None = None

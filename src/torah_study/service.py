@@ -24,7 +24,11 @@ from torah_study.conversations.followup import (
 )
 from torah_study.conversations.store import ConversationStore
 from torah_study.conversations.titles import make_title
-from torah_study.db.engine import create_db_engine, session_factory
+from torah_study.db.engine import (
+    create_db_engine,
+    read_session_factory,
+    session_factory,
+)
 from torah_study.db.migrate import upgrade
 from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
@@ -133,6 +137,7 @@ def build_accounts(
     if settings.migrate_on_start:
         upgrade(engine)
     sessions = session_factory(engine)
+    read_sessions = read_session_factory(engine)
     codec = TokenCodec(
         secret,
         timedelta(minutes=settings.access_token_minutes),
@@ -140,8 +145,10 @@ def build_accounts(
     )
     if mailer is None and settings.smtp_host:
         mailer = SmtpMailer(settings)
-    auth = AccountService(settings, sessions, codec, mailer)
-    store = ConversationStore(sessions, lambda text: make_title(text, catalog))
+    auth = AccountService(settings, sessions, codec, mailer, read_sessions)
+    store = ConversationStore(
+        sessions, lambda text: make_title(text, catalog), read_sessions
+    )
     recovered = store.recover_stale(STALE_STREAM)
     if recovered:
         logger.warning("Marked %d unfinished answers as interrupted", recovered)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -303,7 +306,12 @@ def test_production_refuses_a_missing_or_placeholder_secret(tmp_path: object) ->
         resolve_secret(
             Settings(environment="production", jwt_secret="change-me", **base)  # type: ignore[arg-type]
         )
-    strong = "s" * 16 + "t" * 16 + "u" * 8
+    for weak in ("a" * 40, " " * 40, "change-me"):
+        with pytest.raises(SecretError):
+            resolve_secret(
+                Settings(environment="production", jwt_secret=weak, **base)  # type: ignore[arg-type]
+            )
+    strong = secrets.token_urlsafe(40)
     assert (
         resolve_secret(Settings(environment="production", jwt_secret=strong, **base))  # type: ignore[arg-type]
         == strong
@@ -336,3 +344,70 @@ def test_access_token_lifetime_follows_the_setting(api: httpx.Client) -> None:
     assert claims["typ"] == "access"
     assert len(claims["jti"]) == 32
     assert abs(claims["iat"] - time.time()) < 120
+
+
+def test_parallel_wrong_passwords_stop_at_the_limit(api: httpx.Client) -> None:
+    """Guesses sent together are counted before any password is checked."""
+    account = register(api)
+    bad = {"email": account["email"], "password": "not the password"}
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        codes = list(
+            pool.map(lambda _: api.post("/auth/login", json=bad).status_code, range(15))
+        )
+    assert sorted(set(codes)) == [401, 429]
+    assert codes.count(401) == 5
+
+
+def test_password_in_another_unicode_form_signs_in(api: httpx.Client) -> None:
+    composed = "Café résumé naïve לומדים"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    email = _email()
+    created = api.post("/auth/register", json={"email": email, "password": composed})
+    assert created.status_code == 201
+    login = api.post("/auth/login", json={"email": email, "password": decomposed})
+    assert login.status_code == 200
+
+
+def test_oversized_body_is_413(api: httpx.Client) -> None:
+    response = api.post(
+        "/auth/login",
+        content=b'{"email": "' + b"a" * 200_000 + b'", "password": "x"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_chunked_oversized_body_is_413(api: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"email": "'
+        for _ in range(100):
+            yield b"a" * 1000
+        yield b'", "password": "x"}'
+
+    response = api.post(
+        "/auth/register", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_registrations_are_limited_per_address(
+    services: Services, library_settings: Settings, empty_database_url: str
+) -> None:
+    settings = accounts_settings(
+        library_settings, empty_database_url, register_limit_per_address=2
+    )
+    accounts = build_accounts(settings, services.catalog)
+    app = create_app(settings, services=services, accounts=accounts)
+    try:
+        with live_server(app) as url, httpx.Client(base_url=url) as client:
+            codes = [
+                client.post(
+                    "/auth/register",
+                    json={"email": _email(), "password": TEST_PASSWORD},
+                ).status_code
+                for _ in range(3)
+            ]
+    finally:
+        accounts.close()
+    assert codes == [201, 201, 429]

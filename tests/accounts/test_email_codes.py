@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -199,3 +200,57 @@ def test_codes_need_a_mail_server(
     settings = accounts_settings(library_settings, database_url, mfa_enabled=True)
     with pytest.raises(ValueError, match="mail server"):
         build_accounts(settings, services.catalog)
+
+
+def test_a_new_code_replaces_the_old_one(
+    mfa: tuple[httpx.Client, Mailbox, Accounts],
+) -> None:
+    client, mailbox, _ = mfa
+    email = _email()
+    first = _start(client, "/auth/register", email)
+    client.post(
+        "/auth/verify", json={"challenge_id": first, "code": mailbox.code_for(email)}
+    )
+    older = _start(client, "/auth/login", email)
+    old_code = mailbox.code_for(email)
+    before = len(mailbox.messages)
+    newer = _start(client, "/auth/login", email)
+    deadline = time.time() + 10
+    while len(mailbox.messages) == before and time.time() < deadline:
+        time.sleep(0.05)
+    new_code = mailbox.code_for(email)
+    stale = client.post("/auth/verify", json={"challenge_id": older, "code": old_code})
+    assert stale.status_code == 401
+    fresh = client.post("/auth/verify", json={"challenge_id": newer, "code": new_code})
+    assert fresh.status_code == 200
+
+
+def test_code_emails_are_limited_per_account(
+    services: Services,
+    library_settings: Settings,
+    empty_database_url: str,
+    smtp_server: tuple[int, Mailbox],
+) -> None:
+    port, _ = smtp_server
+    settings = accounts_settings(
+        library_settings,
+        empty_database_url,
+        mfa_enabled=True,
+        codes_per_account=2,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+    )
+    accounts = build_accounts(settings, services.catalog)
+    app = create_app(settings, services=services, accounts=accounts)
+    email = _email()
+    try:
+        with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            _start(client, "/auth/register", email)
+            body = {"email": email, "password": TEST_PASSWORD}
+            codes = [
+                client.post("/auth/login", json=body).status_code for _ in range(3)
+            ]
+    finally:
+        accounts.close()
+    assert codes == [202, 202, 429]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -515,3 +517,75 @@ def test_token_counts_are_stored_with_the_answer(
     assert answer["provider"] == "trickle"
     assert answer["prompt_tokens"] == 640
     assert answer["completion_tokens"] == 12
+
+
+def test_deleting_during_an_answer_is_a_clean_404(
+    services: Services, library_settings: Settings, database_url: str
+) -> None:
+    settings = accounts_settings(library_settings, database_url)
+    accounts, app = _serve(services, settings, TrickleModel(delay=0.05))
+    try:
+        with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            headers = register(client)["headers"]
+            conversation_id = _new(client, headers)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(
+                    client.post,
+                    f"/conversations/{conversation_id}/messages",
+                    headers=headers,
+                    json={"content": QUESTION},
+                )
+                time.sleep(1.0)
+                deleted = client.delete(
+                    f"/conversations/{conversation_id}", headers=headers
+                )
+                response = pending.result(timeout=60)
+    finally:
+        accounts.close()
+    assert deleted.status_code == 204
+    assert response.status_code == 404
+    assert "deleted" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/conversations/abc%00def",
+        "/conversations/" + "g" * 32,
+        "/conversations/0123456789ABCDEF0123456789abcdef",
+    ],
+)
+def test_malformed_ids_are_404(
+    api: httpx.Client, user: dict[str, Any], path: str
+) -> None:
+    assert api.get(path, headers=user["headers"]).status_code == 404
+    assert api.delete(path, headers=user["headers"]).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2026-01-01T00:00:00"],
+)
+def test_cursor_with_impossible_time_is_422(
+    api: httpx.Client, user: dict[str, Any], stamp: str
+) -> None:
+    raw = f"{stamp}|{'a' * 32}".encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = api.get(
+        "/conversations", headers=user["headers"], params={"cursor": cursor}
+    )
+    assert response.status_code == 422
+
+
+def test_hidden_characters_leave_titles(
+    api: httpx.Client, user: dict[str, Any]
+) -> None:
+    headers = user["headers"]
+    conversation_id = _new(api, headers)
+    path = f"/conversations/{conversation_id}"
+    renamed = api.patch(
+        path, headers=headers, json={"title": "\u202eLove\u200b it\x85"}
+    )
+    assert renamed.json()["title"] == "Love it"
+    invisible = api.patch(path, headers=headers, json={"title": "\u200b\u2066"})
+    assert invisible.status_code == 422

@@ -222,3 +222,34 @@ def test_models_match_the_migrations(empty_database_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_downgrade_needs_confirmation(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    env = {**os.environ, "TORAH_STUDY_DATABASE_URL": url}
+    base = [sys.executable, "-m", "torah_study.cli", "db"]
+    run = subprocess.run
+    assert run([*base, "upgrade"], env=env, capture_output=True).returncode == 0
+    refused = run([*base, "downgrade", "base"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "--yes" in refused.stderr
+    engine = create_db_engine(url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+    done = run([*base, "downgrade", "base", "--yes"], env=env, capture_output=True)
+    assert done.returncode == 0
+
+
+def test_bad_database_url_is_a_clean_error() -> None:
+    env = {**os.environ, "TORAH_STUDY_DATABASE_URL": "nosuchdb://x/y"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torah_study.cli", "db", "current"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "DATABASE_URL" in result.stderr

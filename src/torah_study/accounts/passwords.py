@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from pwdlib import PasswordHash
@@ -35,6 +36,12 @@ COMMON = frozenset(
 )
 
 _hasher = PasswordHash((Argon2Hasher(),))
+
+
+def normalise_password(password: str) -> str:
+    """Bring a password to NFKC, so the same text typed on another keyboard
+    (Hebrew with niqqud, say) composed differently still matches."""
+    return unicodedata.normalize("NFKC", password)
 
 
 def hash_password(password: str) -> str:

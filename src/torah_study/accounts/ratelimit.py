@@ -1,10 +1,10 @@
-"""Counting failed attempts in the database, shared by every API process."""
+"""Counting attempts in the database, shared by every API process."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from torah_study.db.models import RateEvent
@@ -17,10 +17,35 @@ class RateLimited(Exception):
 
 
 class RateLimiter:
-    """Sliding-window limits on named keys such as ``login:account:<email>``."""
+    """Sliding-window limits on named keys such as ``login:account:<email>``.
+
+    Checking a key and recording an attempt must happen in one write
+    transaction, or parallel requests could all pass the check before any of
+    them is recorded. On PostgreSQL each key is locked for the rest of the
+    transaction; on SQLite write transactions already run one at a time.
+    """
 
     def __init__(self, window: timedelta) -> None:
         self.window = window
+
+    def reserve(self, session: Session, *limits: tuple[str, int]) -> list[RateEvent]:
+        """Check every (key, limit) pair, then count one attempt on each key.
+
+        Raises RateLimited when a key has reached its limit. The attempts are
+        counted before the caller does the slow part (checking a password), so
+        at most ``limit`` parallel attempts get that far; ``release`` takes
+        back the attempts of a request that succeeded.
+        """
+        for key, limit in limits:
+            self._lock(session, key)
+            self.check(session, key, limit)
+        events = [RateEvent(key=key, created_at=datetime.now(UTC)) for key, _ in limits]
+        session.add_all(events)
+        self._forget_old(session, [key for key, _ in limits])
+        return events
+
+    def release(self, session: Session, ids: list[int]) -> None:
+        session.execute(delete(RateEvent).where(RateEvent.id.in_(ids)))
 
     def check(self, session: Session, key: str, limit: int) -> None:
         """Raise RateLimited when ``key`` has ``limit`` events inside the window."""
@@ -44,19 +69,31 @@ class RateLimiter:
     def record(self, session: Session, *keys: str) -> None:
         now = datetime.now(UTC)
         for key in keys:
+            self._lock(session, key)
             session.add(RateEvent(key=key, created_at=now))
-        # Forget what has left the window for these keys.
-        session.execute(
-            delete(RateEvent).where(
-                RateEvent.key.in_(keys), RateEvent.created_at < now - self.window
-            )
-        )
+        self._forget_old(session, list(keys))
 
     def clear(self, session: Session, key: str) -> None:
         session.execute(delete(RateEvent).where(RateEvent.key == key))
 
     def prune(self, session: Session) -> int:
-        """Delete every event older than the window; returns how many."""
+        """Delete every event older than the window and return how many."""
         cutoff = datetime.now(UTC) - self.window
         result = session.execute(delete(RateEvent).where(RateEvent.created_at < cutoff))
         return int(getattr(result, "rowcount", 0) or 0)
+
+    def _forget_old(self, session: Session, keys: list[str]) -> None:
+        cutoff = datetime.now(UTC) - self.window
+        session.execute(
+            delete(RateEvent).where(
+                RateEvent.key.in_(keys), RateEvent.created_at < cutoff
+            )
+        )
+
+    @staticmethod
+    def _lock(session: Session, key: str) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": key},
+            )

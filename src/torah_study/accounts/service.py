@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,15 +19,24 @@ from torah_study.accounts.mail import Mailer, MailError
 from torah_study.accounts.passwords import (
     burn_verification_time,
     hash_password,
+    normalise_password,
     password_problem,
     verify_password,
 )
 from torah_study.accounts.ratelimit import RateLimited, RateLimiter
 from torah_study.accounts.tokens import Claims, TokenCodec, TokenError
 from torah_study.config import Settings
-from torah_study.db.models import AuthSession, EmailCode, RefreshToken, User
+from torah_study.db.models import (
+    AuthSession,
+    EmailCode,
+    RateEvent,
+    RefreshToken,
+    User,
+)
 
 logger = logging.getLogger(__name__)
+
+_ID = re.compile(r"[0-9a-f]{32}")
 
 BAD_CREDENTIALS = "Incorrect email or password."
 BAD_CODE = "The code is wrong or has expired."
@@ -86,11 +96,13 @@ class AccountService:
         sessions: sessionmaker[Session],
         codec: TokenCodec,
         mailer: Mailer | None,
+        read_sessions: sessionmaker[Session] | None = None,
     ) -> None:
         if settings.mfa_enabled and mailer is None:
             raise ValueError("Email codes are on but no mail server is configured.")
         self.settings = settings
         self.sessions = sessions
+        self.read_sessions = read_sessions or sessions
         self.codec = codec
         self.mailer = mailer
         self.limiter = RateLimiter(timedelta(seconds=settings.rate_window_seconds))
@@ -100,9 +112,18 @@ class AccountService:
 
     def register(self, email: str, password: str, client: Client) -> Tokens | Challenge:
         address, key = normalise_email(email)
+        password = normalise_password(password)
         problem = password_problem(password, address, self.settings.password_min_length)
         if problem:
             raise AuthError(422, problem)
+        with self.sessions.begin() as db:
+            self._reserve(
+                db,
+                (
+                    f"register:address:{client.address}",
+                    self.settings.register_limit_per_address,
+                ),
+            )
         hashed = hash_password(password)
         with self.sessions.begin() as db:
             if db.scalar(select(User.id).where(User.email_key == key)) is not None:
@@ -115,47 +136,65 @@ class AccountService:
                 raise AuthError(
                     409, "An account with this email already exists."
                 ) from error
-            if self.settings.mfa_enabled:
-                return self._send_code(db, user, "register")
-            return self._issue(db, user, client)
+            if not self.settings.mfa_enabled:
+                return self._issue(db, user, client)
+            code, challenge = self._new_code(db, user, "register")
+        try:
+            self._mail_code(user.email, code)
+        except AuthError:
+            # Without the code the account could never be used: remove it.
+            with self.sessions.begin() as db:
+                db.execute(delete(User).where(User.id == user.id))
+            raise
+        return challenge
 
     def login(self, email: str, password: str, client: Client) -> Tokens | Challenge:
         try:
             _, key = normalise_email(email)
         except ValueError:
             key = email.strip().lower()[:320]
+        password = normalise_password(password)
         account_key = f"login:account:{key}"
-        address_key = f"login:address:{client.address}"
+        # Counted before the password is checked, so parallel guesses cannot
+        # all get past the limit; a successful sign-in takes its count back.
         with self.sessions.begin() as db:
-            self._check_limits(
+            attempts = self._reserve(
                 db,
                 (account_key, self.settings.login_limit_per_account),
-                (address_key, self.settings.login_limit_per_address),
+                (
+                    f"login:address:{client.address}",
+                    self.settings.login_limit_per_address,
+                ),
             )
             user = db.scalar(select(User).where(User.email_key == key))
-            if user is None:
-                burn_verification_time(password)
-                ok = False
-            else:
-                ok = verify_password(password, user.password_hash)
-            if not ok or user is None:
-                self.limiter.record(db, account_key, address_key)
-                failure = AuthError(
-                    401, BAD_CREDENTIALS, {"WWW-Authenticate": "Bearer"}
-                )
-            else:
-                self.limiter.clear(db, account_key)
-                if self.settings.mfa_enabled:
-                    return self._send_code(db, user, "login")
+        # The slow hash check runs outside any transaction.
+        if user is None:
+            burn_verification_time(password)
+            raise AuthError(401, BAD_CREDENTIALS, {"WWW-Authenticate": "Bearer"})
+        if not verify_password(password, user.password_hash):
+            raise AuthError(401, BAD_CREDENTIALS, {"WWW-Authenticate": "Bearer"})
+        with self.sessions.begin() as db:
+            self.limiter.release(db, [event.id for event in attempts])
+            self.limiter.clear(db, account_key)
+            if not self.settings.mfa_enabled:
                 return self._issue(db, user, client)
-        # Raised after the block so the failed attempt is committed.
-        raise failure
+            self._reserve(
+                db,
+                (f"code:sent:{user.id}", self.settings.codes_per_account),
+            )
+            code, challenge = self._new_code(db, user, "login")
+        self._mail_code(user.email, code)
+        return challenge
 
     def verify_code(self, challenge_id: str, code: str, client: Client) -> Tokens:
+        if not _ID.fullmatch(challenge_id):
+            raise AuthError(401, BAD_CODE)
         address_key = f"code:address:{client.address}"
         now = datetime.now(UTC)
         with self.sessions.begin() as db:
-            self._check_limits(db, (address_key, self.settings.code_limit_per_address))
+            attempts = self._reserve(
+                db, (address_key, self.settings.code_limit_per_address)
+            )
             row = db.get(EmailCode, challenge_id, with_for_update=True)
             usable = (
                 row is not None
@@ -164,19 +203,19 @@ class AccountService:
                 and row.attempts < self.settings.mfa_max_attempts
             )
             if row is None or not usable:
-                self.limiter.record(db, address_key)
                 failure = AuthError(401, CODE_GONE if row is not None else BAD_CODE)
             elif not hmac.compare_digest(row.code_hash, self._hash_code(code)):
                 row.attempts += 1
-                self.limiter.record(db, address_key)
                 left = self.settings.mfa_max_attempts - row.attempts
                 failure = AuthError(401, BAD_CODE if left > 0 else CODE_GONE)
             else:
+                self.limiter.release(db, [event.id for event in attempts])
                 row.consumed_at = now
                 user = db.get(User, row.user_id)
                 assert user is not None
                 user.verified = True
                 return self._issue(db, user, client)
+        # Raised after the block so the counted attempt is committed.
         raise failure
 
     # Tokens.
@@ -213,7 +252,7 @@ class AccountService:
             claims = self.codec.decode(token, "access")
         except TokenError as error:
             raise AuthError(401, str(error), {"WWW-Authenticate": "Bearer"}) from error
-        with self.sessions() as db:
+        with self.read_sessions() as db:
             row = db.execute(
                 select(User, AuthSession)
                 .join(AuthSession, AuthSession.user_id == User.id)
@@ -247,49 +286,52 @@ class AccountService:
         self, user_id: str, current: str, new: str, client: Client
     ) -> Tokens:
         """Change the password, end every sign-in, and start a new one here."""
+        current = normalise_password(current)
+        new = normalise_password(new)
+        account_key = f"password:account:{user_id}"
+        with self.sessions.begin() as db:
+            attempts = self._reserve(
+                db, (account_key, self.settings.login_limit_per_account)
+            )
+            user = db.get(User, user_id)
+        if user is None:
+            raise AuthError(401, "The account no longer exists.")
+        if not verify_password(current, user.password_hash):
+            raise AuthError(403, "The current password is wrong.")
+        problem = password_problem(new, user.email, self.settings.password_min_length)
+        if problem:
+            raise AuthError(422, problem)
+        if new == current:
+            raise AuthError(422, "The new password is the same as the old one.")
+        hashed = hash_password(new)
         now = datetime.now(UTC)
         with self.sessions.begin() as db:
+            self.limiter.release(db, [event.id for event in attempts])
             user = db.get(User, user_id, with_for_update=True)
             if user is None:
                 raise AuthError(401, "The account no longer exists.")
-            account_key = f"password:account:{user.id}"
-            self._check_limits(db, (account_key, self.settings.login_limit_per_account))
-            if not verify_password(current, user.password_hash):
-                self.limiter.record(db, account_key)
-                failure = AuthError(403, "The current password is wrong.")
-            else:
-                problem = password_problem(
-                    new, user.email, self.settings.password_min_length
-                )
-                if problem:
-                    raise AuthError(422, problem)
-                if new == current:
-                    raise AuthError(422, "The new password is the same as the old one.")
-                user.password_hash = hash_password(new)
-                user.password_changed_at = now
-                db.execute(
-                    update(AuthSession)
-                    .where(
-                        AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None)
-                    )
-                    .values(revoked_at=now, revoked_reason="password-change")
-                )
-                self.limiter.clear(db, account_key)
-                return self._issue(db, user, client)
-        raise failure
+            user.password_hash = hashed
+            user.password_changed_at = now
+            db.execute(
+                update(AuthSession)
+                .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason="password-change")
+            )
+            return self._issue(db, user, client)
 
     # Helpers.
 
-    def _check_limits(self, db: Session, *limits: tuple[str, int]) -> None:
-        for key, limit in limits:
-            try:
-                self.limiter.check(db, key, limit)
-            except RateLimited as error:
-                raise AuthError(
-                    429,
-                    "Too many attempts; wait and try again.",
-                    {"Retry-After": str(error.retry_after)},
-                ) from error
+    def _reserve(self, db: Session, *limits: tuple[str, int]) -> list[RateEvent]:
+        try:
+            events = self.limiter.reserve(db, *limits)
+        except RateLimited as error:
+            raise AuthError(
+                429,
+                "Too many attempts; wait and try again.",
+                {"Retry-After": str(error.retry_after)},
+            ) from error
+        db.flush()
+        return events
 
     def _issue(self, db: Session, user: User, client: Client) -> Tokens:
         now = datetime.now(UTC)
@@ -328,11 +370,16 @@ class AccountService:
         digits = "".join(ch for ch in code if not ch.isspace())
         return hmac.new(self._code_key, digits.encode(), hashlib.sha256).hexdigest()
 
-    def _send_code(self, db: Session, user: User, purpose: str) -> Challenge:
-        assert self.mailer is not None
+    def _new_code(self, db: Session, user: User, purpose: str) -> tuple[str, Challenge]:
+        """Store a new code for ``user``; earlier unused codes stop working."""
+        now = datetime.now(UTC)
+        db.execute(
+            update(EmailCode)
+            .where(EmailCode.user_id == user.id, EmailCode.consumed_at.is_(None))
+            .values(consumed_at=now)
+        )
         code = f"{secrets.randbelow(1_000_000):06d}"
         minutes = self.settings.mfa_code_minutes
-        now = datetime.now(UTC)
         row = EmailCode(
             user_id=user.id,
             purpose=purpose,
@@ -342,13 +389,18 @@ class AccountService:
         )
         db.add(row)
         db.flush()
+        return code, Challenge(row.id, minutes * 60, user.email)
+
+    def _mail_code(self, address: str, code: str) -> None:
+        """Send the code, outside any transaction: mail servers can be slow."""
+        assert self.mailer is not None
+        minutes = self.settings.mfa_code_minutes
         body = (
             f"Your Torah Study code is {code}.\n\n"
             f"It expires in {minutes} minutes. If you did not try to sign in, "
             "ignore this email; your password may be known to someone else."
         )
         try:
-            self.mailer.send(user.email, f"Your Torah Study code: {code}", body)
+            self.mailer.send(address, f"Your Torah Study code: {code}", body)
         except MailError as error:
             raise AuthError(503, str(error)) from error
-        return Challenge(row.id, minutes * 60, user.email)

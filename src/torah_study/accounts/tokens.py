@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 ALGORITHM = "HS256"
 ISSUER = "torah-study"
 MIN_SECRET_CHARS = 32
+# A random key of 32 characters has far more; 32 times "a" has one.
+MIN_DISTINCT_CHARS = 10
 # Values that appear in examples and must never sign real tokens.
 PLACEHOLDER_SECRETS = frozenset(
     {"change-me", "changeme", "secret", "jwt-secret", "your-secret-key", "dev"}
@@ -60,13 +62,14 @@ def resolve_secret(settings: Settings) -> str:
     if configured:
         weak = (
             configured.lower() in PLACEHOLDER_SECRETS
-            or len(configured) < MIN_SECRET_CHARS
+            or len(configured.strip()) < MIN_SECRET_CHARS
+            or len(set(configured)) < MIN_DISTINCT_CHARS
         )
         if weak and settings.environment == "production":
             raise SecretError(
-                "TORAH_STUDY_JWT_SECRET is a placeholder or shorter than "
-                f"{MIN_SECRET_CHARS} characters; set a random value such as the "
-                "output of `openssl rand -base64 48`."
+                "TORAH_STUDY_JWT_SECRET is a placeholder, too repetitive, or "
+                f"shorter than {MIN_SECRET_CHARS} characters; set a random value "
+                "such as the output of `openssl rand -base64 48`."
             )
         if weak:
             logger.warning("The JWT secret is weak; never use it in production.")
@@ -147,7 +150,9 @@ class TokenCodec:
         except jwt.PyJWTError as error:
             raise TokenError("The token is not valid.") from error
         if payload.get("typ") != kind:
-            raise TokenError(f"This is not an {kind} token.")
+            raise TokenError(
+                f"This is not {'an' if kind == 'access' else 'a'} {kind} token."
+            )
         values = [payload.get(name) for name in ("sub", "sid", "jti")]
         if not all(isinstance(value, str) and value for value in values):
             raise TokenError("The token is not valid.")

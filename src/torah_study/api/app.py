@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from torah_study.answer.pipeline import (
 from torah_study.api import auth, conversations
 from torah_study.api.auth import current_identity
 from torah_study.api.common import ServicesDep, encode_event, pump, resolve_filters
+from torah_study.api.limits import BodySizeLimit
 from torah_study.api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -39,6 +41,7 @@ from torah_study.conversations.chat import ConversationChat
 from torah_study.index.base import SegmentRecord
 from torah_study.library.refs import RefError
 from torah_study.service import (
+    STALE_STREAM,
     Accounts,
     Services,
     build_accounts,
@@ -49,6 +52,7 @@ from torah_study.service import (
 logger = logging.getLogger(__name__)
 
 MAX_FILTERS = 50
+SWEEP_SECONDS = 60.0
 SIGNED_IN = [Depends(current_identity)]
 
 
@@ -74,6 +78,7 @@ def create_app(
             opened.conversations, built.pipeline, build_rewriter(settings, built)
         )
         _warm_in_background(built)
+        sweeper = asyncio.create_task(_sweep_stale_answers(opened))
         logger.info(
             "Serving %d segments (%d with vectors), answers by %s, accounts in %s",
             built.store.count(),
@@ -82,6 +87,7 @@ def create_app(
             opened.engine.url.render_as_string(hide_password=True),
         )
         yield
+        sweeper.cancel()
         if accounts is None:
             opened.close()
         logger.info("Stopping")
@@ -89,10 +95,30 @@ def create_app(
     app = FastAPI(title="Torah Study", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.include_router(auth.router)
     app.include_router(conversations.router)
     _add_routes(app)
     return app
+
+
+async def _sweep_stale_answers(accounts: Accounts) -> None:
+    """Mark answers whose process died as interrupted, once a minute.
+
+    While tokens arrive a stream writes its row at least every 30 seconds,
+    so a row left ``streaming`` for five minutes is taken to be orphaned.
+    """
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            count = await run_in_threadpool(
+                accounts.conversations.recover_stale, STALE_STREAM
+            )
+        except Exception:
+            logger.exception("Looking for unfinished answers failed")
+            continue
+        if count:
+            logger.warning("Marked %d unfinished answers as interrupted", count)
 
 
 def _warm_in_background(services: Services) -> None:

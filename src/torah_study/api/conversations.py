@@ -26,7 +26,7 @@ from torah_study.api.schemas import (
     SourceOut,
     TurnResponse,
 )
-from torah_study.conversations.chat import ConversationChat
+from torah_study.conversations.chat import DELETED, ConversationChat
 from torah_study.conversations.store import (
     BadCursor,
     NotFound,
@@ -246,9 +246,12 @@ async def post_message(
     if not stream:
         async for _ in pump(run.events):
             pass
-        conversation = await run_in_threadpool(
-            accounts.conversations.get, identity.user.id, conversation_id
-        )
+        try:
+            conversation = await run_in_threadpool(
+                accounts.conversations.get, identity.user.id, conversation_id
+            )
+        except NotFound as error:
+            raise HTTPException(404, DELETED) from error
         by_id = {m.id: m for m in conversation.messages}
         return TurnResponse(
             conversation=conversation_out(conversation),

@@ -80,6 +80,24 @@ def _text(value: str, what: str) -> str:
     return value
 
 
+# Bidirectional overrides and invisible characters: a title holding them can
+# reorder or hide the text around it in a sidebar.
+_HIDDEN = dict.fromkeys(
+    [
+        0x200B,
+        0x2060,
+        0xFEFF,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        *range(0x80, 0xA0),
+    ]
+)
+
+
+def _title(value: str) -> str:
+    return " ".join(_text(value, "title").translate(_HIDDEN).split())
+
+
 # Accounts.
 
 
@@ -145,8 +163,7 @@ class ConversationCreate(BaseModel):
     def clean(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = " ".join(_text(value, "title").split())
-        return value or None
+        return _title(value) or None
 
 
 class ConversationRename(BaseModel):
@@ -155,7 +172,7 @@ class ConversationRename(BaseModel):
     @field_validator("title")
     @classmethod
     def clean(cls, value: str) -> str:
-        value = " ".join(_text(value, "title").split())
+        value = _title(value)
         if not value:
             raise ValueError("title must not be blank")
         return value

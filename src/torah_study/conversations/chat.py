@@ -23,7 +23,7 @@ from torah_study.answer.pipeline import (
     VerificationEvent,
 )
 from torah_study.conversations.followup import Turn
-from torah_study.conversations.store import ConversationStore, StartedTurn
+from torah_study.conversations.store import ConversationStore, NotFound, StartedTurn
 from torah_study.index.base import Filters
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 SAVE_EVERY_SECONDS = 1.0
 
 Rewriter = Callable[[str, list[Turn]], str]
+
+DELETED = "The conversation was deleted while this answer was being written."
 
 
 @dataclass
@@ -92,15 +94,23 @@ class ConversationChat:
         try:
             for event in self.pipeline.run(query, filters):
                 if isinstance(event, SourcesEvent):
-                    self.store.save_sources(message_id, event.sources)
+                    try:
+                        self.store.save_sources(message_id, event.sources)
+                    except NotFound:
+                        logger.info("Conversation of answer %s was deleted", message_id)
+                        yield ErrorEvent(DELETED, "conversation_deleted")
+                        return
                     ranks = [int(source["n"]) for source in event.sources]
                 elif isinstance(event, TokenEvent):
                     text.append(event.text)
-                    if time.monotonic() - saved_at >= SAVE_EVERY_SECONDS:
-                        partial = "".join(text)
-                        if len(partial) != saved_length:
-                            self.store.save_partial(message_id, partial)
-                            saved_length = len(partial)
+                    since = time.monotonic() - saved_at
+                    partial = "".join(text)
+                    # Written when it grew, and now and then regardless, so
+                    # the row shows that its stream is alive.
+                    grew = len(partial) != saved_length
+                    if since >= SAVE_EVERY_SECONDS and (grew or since >= 30):
+                        self.store.save_partial(message_id, partial)
+                        saved_length = len(partial)
                         saved_at = time.monotonic()
                 elif isinstance(event, VerificationEvent):
                     verification = event.report

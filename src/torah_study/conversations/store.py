@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from torah_study.db.models import (
 )
 
 DEFAULT_TITLE = "New conversation"
+_ID = re.compile(r"[0-9a-f]{32}")
 SEFARIA = "https://www.sefaria.org/"
 
 
@@ -67,9 +69,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         text = base64.urlsafe_b64decode(padded.encode()).decode()
         stamp, identifier = text.split("|", 1)
         moment = datetime.fromisoformat(stamp)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        if moment.tzinfo is None:
+            raise ValueError("cursor time without a zone")
+        # Normalising the zone fails for dates at the ends of the range.
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as error:
         raise BadCursor("The cursor is not valid.") from error
-    if moment.tzinfo is None:
+    if not _ID.fullmatch(identifier):
         raise BadCursor("The cursor is not valid.")
     return moment, identifier
 
@@ -84,8 +90,10 @@ class ConversationStore:
         self,
         sessions: sessionmaker[Session],
         titler: Callable[[str], str | None],
+        read_sessions: sessionmaker[Session] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.read_sessions = read_sessions or sessions
         self.titler = titler
 
     # Conversations.
@@ -116,7 +124,7 @@ class ConversationStore:
         query = query.order_by(
             Conversation.updated_at.desc(), Conversation.id.desc()
         ).limit(limit + 1)
-        with self.sessions() as db:
+        with self.read_sessions() as db:
             rows = list(db.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
@@ -124,7 +132,8 @@ class ConversationStore:
 
     def get(self, user_id: str, conversation_id: str) -> Conversation:
         """The conversation with its messages and their sources."""
-        with self.sessions() as db:
+        _check_id(conversation_id)
+        with self.read_sessions() as db:
             conversation = db.scalar(
                 select(Conversation)
                 .where(
@@ -150,6 +159,7 @@ class ConversationStore:
             db.delete(self._owned(db, user_id, conversation_id))
 
     def _owned(self, db: Session, user_id: str, conversation_id: str) -> Conversation:
+        _check_id(conversation_id)
         conversation = db.scalar(
             select(Conversation)
             .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
@@ -228,7 +238,16 @@ class ConversationStore:
         return StartedTurn(conversation, question, answer)
 
     def save_sources(self, message_id: str, sources: Sequence[dict[str, Any]]) -> None:
+        """Store the sources of an answer; NotFound when it was deleted meanwhile."""
+        try:
+            self._save_sources(message_id, sources)
+        except IntegrityError as error:
+            raise NotFound(message_id) from error
+
+    def _save_sources(self, message_id: str, sources: Sequence[dict[str, Any]]) -> None:
         with self.sessions.begin() as db:
+            if db.get(Message, message_id) is None:
+                raise NotFound(message_id)
             for source in sources:
                 categories = source.get("categories") or []
                 db.add(
@@ -320,6 +339,7 @@ class ConversationStore:
     def set_feedback(
         self, user_id: str, message_id: str, rating: int, comment: str | None
     ) -> Feedback:
+        _check_id(message_id)
         now = _now()
         with self.sessions.begin() as db:
             message = db.scalar(
@@ -358,7 +378,7 @@ class ConversationStore:
         )
         if user_id is not None:
             query = query.where(Feedback.user_id == user_id)
-        with self.sessions() as db:
+        with self.read_sessions() as db:
             for feedback, message, email in db.execute(query):
                 question = db.scalar(
                     select(Message).where(
@@ -383,6 +403,12 @@ class ConversationStore:
                     "created_at": feedback.created_at.isoformat(),
                     "updated_at": feedback.updated_at.isoformat(),
                 }
+
+
+def _check_id(identifier: str) -> None:
+    """Treat anything that is not one of our ids as a row that does not exist."""
+    if not _ID.fullmatch(identifier):
+        raise NotFound(identifier)
 
 
 def sefaria_url(ref: str) -> str:

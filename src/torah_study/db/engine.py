@@ -10,6 +10,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_MS = 30_000
+# Execution option of engines whose transactions only read.
+READ_ONLY = "torah_study_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -39,7 +41,11 @@ def create_db_engine(url: str, **options: Any) -> Engine:
 
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Password hashes and conversations: readable by the owner only.
+            path.touch(mode=0o600)
     options.setdefault("pool_size", 20)
     options.setdefault("max_overflow", 20)
     engine = create_engine(
@@ -61,10 +67,20 @@ def create_db_engine(url: str, **options: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only: on SQLite they do not wait for the write lock."""
+    return sessionmaker(
+        engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+    )
