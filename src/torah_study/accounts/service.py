@@ -110,6 +110,8 @@ class AccountService:
 
     # Registration and sign-in.
 
+    # TODO: a password reset by email. Without email codes nothing proves
+    # that the registering person owns the address.
     def register(self, email: str, password: str, client: Client) -> Tokens | Challenge:
         address, key = normalise_email(email)
         password = normalise_password(password)

@@ -429,6 +429,8 @@ def _stamp(moment: datetime) -> str:
 
 def to_markdown(conversation: Conversation) -> str:
     """The whole conversation as Markdown, with sources linked to sefaria.org."""
+    # TODO: escape Markdown and HTML in titles and messages; a question can
+    # now imitate a heading or a source line in the exported file.
     lines = [
         f"# {conversation.title or DEFAULT_TITLE}",
         "",
