@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         description="In production the service refuses to start without a JWT secret.",
     )
 
+    calendar_diaspora: bool = Field(
+        default=True,
+        description=(
+            "Weekly portions by the diaspora calendar; false follows Israel's."
+        ),
+    )
+
     # Accounts and conversations.
     database_url: str | None = Field(
         default=None,
@@ -154,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.json"
+
+    @property
+    def parashot_path(self) -> Path:
+        return self.data_dir / "parashot.json"
 
     @property
     def models_dir(self) -> Path:

@@ -40,6 +40,7 @@ from torah_study.library.export import (
     read_text_file,
 )
 from torah_study.library.hebrew import search_text
+from torah_study.library.parashot import read_parashot, save_parashot
 from torah_study.retrieval.rerank import passage_text
 
 logger = logging.getLogger(__name__)
@@ -186,6 +187,9 @@ def ingest(
     for file in files:
         groups[file.title].append(file)
     schema_titles = read_schema_titles(export_dir)
+    parashot = read_parashot(export_dir)
+    if parashot:
+        save_parashot(parashot, settings.parashot_path)
     selected_books = settings.books
     report.seconds["read"] = time.perf_counter() - started
 

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -36,9 +37,11 @@ from torah_study.api.schemas import (
     SegmentOut,
     TextResponse,
 )
+from torah_study.calendar import CalendarUnavailable, PortionCalendar
 from torah_study.config import Settings, get_settings
 from torah_study.conversations.chat import ConversationChat
 from torah_study.index.base import SegmentRecord
+from torah_study.library.parashot import load_parashot
 from torah_study.library.refs import RefError
 from torah_study.service import (
     STALE_STREAM,
@@ -74,6 +77,9 @@ def create_app(
             opened = await run_in_threadpool(build_accounts, settings, built.catalog)
         app.state.services = built
         app.state.accounts = opened
+        app.state.calendar = PortionCalendar(
+            load_parashot(settings.parashot_path), built.catalog, built.retriever
+        )
         app.state.chat = ConversationChat(
             opened.conversations, built.pipeline, build_rewriter(settings, built)
         )
@@ -230,6 +236,29 @@ def _add_routes(app: FastAPI) -> None:
             ping=app.state.settings.keepalive_seconds,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @app.get("/calendar/parashah", dependencies=SIGNED_IN)
+    def parashah(
+        request: Request,
+        day: Annotated[
+            date | None,
+            Query(alias="date", description="any day of the week (default: today)"),
+        ] = None,
+        diaspora: Annotated[
+            bool | None,
+            Query(description="diaspora calendar (default: the setting)"),
+        ] = None,
+    ) -> dict[str, Any]:
+        """This week's Torah portion, its refs, and three questions about it."""
+        calendar: PortionCalendar = request.app.state.calendar
+        if diaspora is None:
+            diaspora = request.app.state.settings.calendar_diaspora
+        try:
+            return calendar.week(day or date.today(), diaspora)
+        except CalendarUnavailable as error:
+            raise HTTPException(status_code=503, detail=str(error)) from error
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error
 
     @app.get("/search", response_model=SearchResponse, dependencies=SIGNED_IN)
     def search(
