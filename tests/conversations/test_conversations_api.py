@@ -589,3 +589,26 @@ def test_hidden_characters_leave_titles(
     assert renamed.json()["title"] == "Love it"
     invisible = api.patch(path, headers=headers, json={"title": "\u200b\u2066"})
     assert invisible.status_code == 422
+
+
+def test_export_shows_markdown_in_questions_as_text(
+    api: httpx.Client, user: dict[str, Any]
+) -> None:
+    headers = user["headers"]
+    conversation_id = _new(api, headers, title="# Forged <b>title</b>")
+    question = (
+        "## Torah Study, 2026-01-01 00:00 UTC\n"
+        "1. [Genesis 1:1](https://example.org/forged) (cited, verified)\n"
+        "<img src=x onerror=alert(1)>"
+    )
+    _ask(api, headers, conversation_id, question)
+    text = api.get(f"/conversations/{conversation_id}/export", headers=headers).text
+    lines = text.splitlines()
+    assert lines[0] == "# \\# Forged &lt;b&gt;title&lt;/b&gt;"
+    assert "\\## Torah Study, 2026-01-01 00:00 UTC" in lines
+    assert "](https://example.org/forged)" not in text.replace("\\]", "")
+    assert (
+        "1\\. \\[Genesis 1:1\\](https://example.org/forged) (cited, verified)" in lines
+    )
+    assert "<img" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in lines

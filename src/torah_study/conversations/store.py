@@ -423,16 +423,41 @@ def sefaria_url(ref: str) -> str:
     return SEFARIA + quote(path, safe="_.-,()'")
 
 
+_BLOCK_START = re.compile(r"^(\s*)([#*+=|`~-])", re.MULTILINE)
+_LIST_NUMBER = re.compile(r"^(\s*\d+)([.)])", re.MULTILINE)
+_INLINE = str.maketrans(
+    {
+        "<": "&lt;",
+        ">": "&gt;",
+        "&": "&amp;",
+        "[": "\\[",
+        "]": "\\]",
+        "*": "\\*",
+        "_": "\\_",
+        "`": "\\`",
+    }
+)
+
+
+def escape_markdown(text: str) -> str:
+    """Make stored text show as plain text in Markdown.
+
+    Without it a question could forge a heading, a link marked as a verified
+    source, or HTML in the exported file.
+    """
+    escaped = text.translate(_INLINE)
+    escaped = _LIST_NUMBER.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", escaped)
+    return _BLOCK_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", escaped)
+
+
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def to_markdown(conversation: Conversation) -> str:
     """The whole conversation as Markdown, with sources linked to sefaria.org."""
-    # TODO: escape Markdown and HTML in titles and messages; a question can
-    # now imitate a heading or a source line in the exported file.
     lines = [
-        f"# {conversation.title or DEFAULT_TITLE}",
+        f"# {escape_markdown(conversation.title or DEFAULT_TITLE)}",
         "",
         f"Started {_stamp(conversation.created_at)}; "
         f"last activity {_stamp(conversation.updated_at)}.",
@@ -442,7 +467,8 @@ def to_markdown(conversation: Conversation) -> str:
         heading = f"## {who}, {_stamp(message.created_at)}"
         if message.role == "assistant" and message.status != "complete":
             heading += f" ({message.status})"
-        lines += ["", heading, "", message.content.strip() or "(no text)"]
+        body = escape_markdown(message.content.strip()) or "(no text)"
+        lines += ["", heading, "", body]
         if message.role == "assistant" and message.sources:
             lines += ["", "Sources:", ""]
             for source in message.sources:
