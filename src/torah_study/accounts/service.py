@@ -110,8 +110,8 @@ class AccountService:
 
     # Registration and sign-in.
 
-    # TODO: a password reset by email. Without email codes nothing proves
-    # that the registering person owns the address.
+    # NOTE: without email codes nothing proves that the registering person
+    # owns the address.
     def register(self, email: str, password: str, client: Client) -> Tokens | Challenge:
         address, key = normalise_email(email)
         password = normalise_password(password)
@@ -182,7 +182,7 @@ class AccountService:
                 return self._issue(db, user, client)
             self._reserve(
                 db,
-                (f"code:sent:{user.id}", self.settings.codes_per_account),
+                (f"code:sent:{key}", self.settings.codes_per_account),
             )
             code, challenge = self._new_code(db, user, "login")
         self._mail_code(user.email, code)
@@ -200,6 +200,7 @@ class AccountService:
             row = db.get(EmailCode, challenge_id, with_for_update=True)
             usable = (
                 row is not None
+                and row.purpose != "reset"
                 and row.consumed_at is None
                 and row.expires_at > now
                 and row.attempts < self.settings.mfa_max_attempts
@@ -218,6 +219,88 @@ class AccountService:
                 user.verified = True
                 return self._issue(db, user, client)
         # Raised after the block so the counted attempt is committed.
+        raise failure
+
+    # Password reset.
+
+    def request_reset(self, email: str, client: Client) -> Challenge:
+        """Mail a reset code when the address has an account.
+
+        The reply is the same either way, so it does not reveal which
+        addresses have accounts: an unknown address gets a challenge id that
+        no code will ever match.
+        """
+        if self.mailer is None:
+            raise AuthError(503, "Password reset needs a mail server (SMTP_HOST).")
+        address, key = normalise_email(email)
+        minutes = self.settings.mfa_code_minutes
+        with self.sessions.begin() as db:
+            self._reserve(
+                db,
+                (
+                    f"reset:address:{client.address}",
+                    self.settings.code_limit_per_address,
+                ),
+                (f"code:sent:{key}", self.settings.codes_per_account),
+            )
+            user = db.scalar(select(User).where(User.email_key == key))
+            if user is None:
+                return Challenge(secrets.token_hex(16), minutes * 60, address)
+            code, challenge = self._new_code(db, user, "reset")
+        self._mail_code(user.email, code, reset=True)
+        return challenge
+
+    def reset_password(
+        self, challenge_id: str, code: str, new_password: str, client: Client
+    ) -> Tokens:
+        """Set a new password with a mailed reset code; every sign-in ends."""
+        if not _ID.fullmatch(challenge_id):
+            raise AuthError(401, BAD_CODE)
+        new = normalise_password(new_password)
+        # Hashed before the transaction, which must stay short.
+        hashed = hash_password(new)
+        address_key = f"code:address:{client.address}"
+        now = datetime.now(UTC)
+        with self.sessions.begin() as db:
+            attempts = self._reserve(
+                db, (address_key, self.settings.code_limit_per_address)
+            )
+            row = db.get(EmailCode, challenge_id, with_for_update=True)
+            usable = (
+                row is not None
+                and row.purpose == "reset"
+                and row.consumed_at is None
+                and row.expires_at > now
+                and row.attempts < self.settings.mfa_max_attempts
+            )
+            if row is None or not usable:
+                failure = AuthError(401, CODE_GONE if row is not None else BAD_CODE)
+            elif not hmac.compare_digest(row.code_hash, self._hash_code(code)):
+                row.attempts += 1
+                left = self.settings.mfa_max_attempts - row.attempts
+                failure = AuthError(401, BAD_CODE if left > 0 else CODE_GONE)
+            else:
+                user = db.get(User, row.user_id, with_for_update=True)
+                assert user is not None
+                problem = password_problem(
+                    new, user.email, self.settings.password_min_length
+                )
+                if problem:
+                    # Rolls the whole transaction back: the code still works.
+                    raise AuthError(422, problem)
+                self.limiter.release(db, [event.id for event in attempts])
+                row.consumed_at = now
+                user.password_hash = hashed
+                user.password_changed_at = now
+                user.verified = True
+                db.execute(
+                    update(AuthSession)
+                    .where(
+                        AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None)
+                    )
+                    .values(revoked_at=now, revoked_reason="password-reset")
+                )
+                return self._issue(db, user, client)
         raise failure
 
     # Tokens.
@@ -393,16 +476,25 @@ class AccountService:
         db.flush()
         return code, Challenge(row.id, minutes * 60, user.email)
 
-    def _mail_code(self, address: str, code: str) -> None:
+    def _mail_code(self, address: str, code: str, reset: bool = False) -> None:
         """Send the code, outside any transaction: mail servers can be slow."""
         assert self.mailer is not None
         minutes = self.settings.mfa_code_minutes
-        body = (
-            f"Your Torah Study code is {code}.\n\n"
-            f"It expires in {minutes} minutes. If you did not try to sign in, "
-            "ignore this email; your password may be known to someone else."
-        )
+        if reset:
+            subject = f"Your Torah Study password reset code: {code}"
+            body = (
+                f"Your Torah Study password reset code is {code}.\n\n"
+                f"It expires in {minutes} minutes. If you did not ask to reset "
+                "your password, ignore this email; your password is unchanged."
+            )
+        else:
+            subject = f"Your Torah Study code: {code}"
+            body = (
+                f"Your Torah Study code is {code}.\n\n"
+                f"It expires in {minutes} minutes. If you did not try to sign in, "
+                "ignore this email; your password may be known to someone else."
+            )
         try:
-            self.mailer.send(address, f"Your Torah Study code: {code}", body)
+            self.mailer.send(address, subject, body)
         except MailError as error:
             raise AuthError(503, str(error)) from error

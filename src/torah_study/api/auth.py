@@ -17,6 +17,8 @@ from torah_study.api.schemas import (
     Credentials,
     PasswordChange,
     RefreshRequest,
+    ResetConfirm,
+    ResetRequest,
     TokenResponse,
     UserOut,
 )
@@ -146,6 +148,48 @@ def verify(
     try:
         result = accounts.auth.verify_code(
             body.challenge_id, body.code, client_of(request)
+        )
+    except AuthError as error:
+        raise http_error(error) from error
+    return _reply(result, response)
+
+
+@router.post(
+    "/auth/password/forgot",
+    status_code=202,
+    response_model=ChallengeResponse,
+    responses={422: {}, 429: {}, 503: {}},
+)
+def forgot_password(
+    body: ResetRequest, request: Request, accounts: AccountsDep
+) -> ChallengeResponse:
+    """Mail a reset code; the reply is the same whether the account exists."""
+    try:
+        challenge = accounts.auth.request_reset(body.email, client_of(request))
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+    except AuthError as error:
+        raise http_error(error) from error
+    return ChallengeResponse(
+        challenge_id=challenge.challenge_id,
+        expires_in=challenge.expires_in,
+        detail=(f"If {challenge.email} has an account, a 6-digit code was sent to it."),
+    )
+
+
+@router.post(
+    "/auth/password/reset",
+    response_model=TokenResponse,
+    responses={401: {}, 422: {}, 429: {}},
+)
+def reset_password(
+    body: ResetConfirm, request: Request, response: Response, accounts: AccountsDep
+) -> TokenResponse | ChallengeResponse:
+    """Set a new password with the mailed code; every other sign-in ends."""
+    response.headers.update(NO_STORE)
+    try:
+        result = accounts.auth.reset_password(
+            body.challenge_id, body.code, body.new_password, client_of(request)
         )
     except AuthError as error:
         raise http_error(error) from error

@@ -116,6 +116,21 @@ class CodeRequest(BaseModel):
     code: str = Field(min_length=1, max_length=32)
 
 
+class ResetRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class ResetConfirm(BaseModel):
+    challenge_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=32)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("new_password")
+    @classmethod
+    def clean(cls, value: str) -> str:
+        return _text(value, "the password")
+
+
 class RefreshRequest(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
