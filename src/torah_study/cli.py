@@ -277,6 +277,9 @@ def cmd_db(args: argparse.Namespace) -> int:
             f"downgrade to {args.revision} deletes tables and their data; stop the "
             "service, back the database up, and add --yes to go ahead."
         )
+    missing = _missing_sqlite_file(settings.database)
+    if missing is not None and args.action != "upgrade":
+        return _fail(f"no database at {missing}: run `torah-study db upgrade`.")
     try:
         engine = create_db_engine(settings.database)
     except (ArgumentError, ImportError, ValueError) as error:
@@ -301,6 +304,22 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The path of a SQLite database URL whose file does not exist, else None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else path
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else repr(error)
@@ -314,6 +333,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     from torah_study.db.migrate import current_revision, head_revision
 
     settings = _settings(args)
+    missing = _missing_sqlite_file(settings.database)
+    if missing is not None:
+        return _fail(f"no database at {missing}: nothing has been rated yet.")
     try:
         engine = create_db_engine(settings.database)
     except (ArgumentError, ImportError, ValueError) as error:

@@ -411,3 +411,13 @@ def test_registrations_are_limited_per_address(
     finally:
         accounts.close()
     assert codes == [201, 201, 429]
+
+
+def test_fullwidth_address_is_the_same_account(api: httpx.Client) -> None:
+    local = f"learner{uuid.uuid4().hex[:8]}"
+    register(api, f"{local}@example.org")
+    fullwidth = "".join(chr(ord(ch) + 0xFEE0) for ch in local) + "@example.org"
+    again = api.post(
+        "/auth/register", json={"email": fullwidth, "password": TEST_PASSWORD}
+    )
+    assert again.status_code == 409

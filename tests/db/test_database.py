@@ -253,3 +253,18 @@ def test_bad_database_url_is_a_clean_error() -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "DATABASE_URL" in result.stderr
+
+
+def test_cli_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "accounts.db"
+    env = {**os.environ, "TORAH_STUDY_DATABASE_URL": f"sqlite:///{path}"}
+    for action in (["db", "current"], ["feedback", "export"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "torah_study.cli", *action],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1
+        assert "no database at" in result.stderr
+    assert not path.parent.exists()

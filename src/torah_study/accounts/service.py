@@ -7,6 +7,7 @@ import hmac
 import logging
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -82,8 +83,11 @@ class Challenge:
 
 def normalise_email(email: str) -> tuple[str, str]:
     """Return the normalised address and its lower-cased key, or raise ValueError."""
+    # NFKC first, so that fullwidth or other compatibility forms of the same
+    # letters cannot make a second account for one address.
+    email = unicodedata.normalize("NFKC", email).strip()
     try:
-        result = validate_email(email.strip(), check_deliverability=False)
+        result = validate_email(email, check_deliverability=False)
     except EmailNotValidError as error:
         raise ValueError(str(error)) from error
     return result.normalized, result.normalized.lower()
