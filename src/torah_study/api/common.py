@@ -77,6 +77,8 @@ async def pump(events: Iterator[Event]) -> AsyncIterator[Event]:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
     def work() -> None:
+        # TODO: a model that is silent for a long time is only stopped at its
+        # next piece; closing the generator cannot interrupt a blocking call.
         try:
             for event in events:
                 if stop.is_set():

@@ -95,6 +95,8 @@ class OpenAICompatibleModel:
                 # self-hosted servers (vLLM, llama-server, Ollama) read max_tokens.
                 max_tokens=max_tokens,
             )
+            # TODO: ask for usage (stream_options include_usage) where the
+            # server supports it; now only servers that send it anyway count.
             usage: Usage | None = None
             for chunk in chunks:
                 if chunk.usage is not None:
