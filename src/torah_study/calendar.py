@@ -23,8 +23,8 @@ from torah_study.retrieval.retriever import Retriever
 logger = logging.getLogger(__name__)
 
 SATURDAY = 5  # date.weekday()
-# A Shabbat that falls on a festival has no portion; the next one is at most
-# a few weeks later (Pesach and Sukkot can take two Shabbatot).
+# A Shabbat that falls on a festival has no portion. The next portion comes
+# within a few weeks, because Pesach and Sukkot take at most two Shabbatot.
 MAX_WEEKS_AHEAD = 4
 TOPIC_WORDS = 8
 
@@ -50,7 +50,7 @@ class Reading:
 
 
 def next_shabbat(day: date) -> date:
-    """The Saturday on or after ``day``."""
+    """Return the Saturday on or after ``day``."""
     return day + timedelta(days=(SATURDAY - day.weekday()) % 7)
 
 
@@ -168,7 +168,7 @@ class PortionCalendar:
         return chosen[:3]
 
     def _topical(self, verse: str) -> dict[str, str] | None:
-        """A "where does the Torah say …" question from the verse's own words."""
+        """Build a "where does the Torah say …" question from the verse's words."""
         try:
             records = self.retriever.lookup(self.catalog.parse(verse))
         except RefError:
@@ -183,7 +183,7 @@ class PortionCalendar:
         }
 
     def _answerable(self, question: str, portion: Ref) -> bool:
-        """True when retrieval answers ``question`` from inside the portion."""
+        """Check that retrieval finds a passage for ``question`` inside the portion."""
         try:
             result = self.retriever.retrieve(question)
         except Exception:
@@ -214,6 +214,6 @@ def _first_verse(aliyah: str) -> str:
 
 
 def _within(ref: Ref, portion: Ref) -> bool:
-    """Whether the chapter and verse of ``ref`` lie inside ``portion``."""
+    """Check whether the chapter and verse of ``ref`` lie inside ``portion``."""
     point = ref.start[:2]
     return portion.start[:2] <= point <= portion.last[:2]

@@ -305,7 +305,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
-    """The path of a SQLite database URL whose file does not exist, else None."""
+    """Return the file of a SQLite URL when it does not exist, else None."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

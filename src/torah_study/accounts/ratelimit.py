@@ -33,7 +33,7 @@ class RateLimiter:
 
         Raises RateLimited when a key has reached its limit. The attempts are
         counted before the caller does the slow part (checking a password), so
-        at most ``limit`` parallel attempts get that far; ``release`` takes
+        at most ``limit`` parallel attempts get that far. ``release`` takes
         back the attempts of a request that succeeded.
         """
         for key, limit in limits:
@@ -65,13 +65,6 @@ class RateLimiter:
                     oldest = oldest.replace(tzinfo=UTC)
                 retry = (oldest + self.window - datetime.now(UTC)).total_seconds()
             raise RateLimited(max(1, int(retry) + 1))
-
-    def record(self, session: Session, *keys: str) -> None:
-        now = datetime.now(UTC)
-        for key in keys:
-            self._lock(session, key)
-            session.add(RateEvent(key=key, created_at=now))
-        self._forget_old(session, list(keys))
 
     def clear(self, session: Session, key: str) -> None:
         session.execute(delete(RateEvent).where(RateEvent.key == key))

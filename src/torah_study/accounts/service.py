@@ -201,20 +201,9 @@ class AccountService:
             attempts = self._reserve(
                 db, (address_key, self.settings.code_limit_per_address)
             )
-            row = db.get(EmailCode, challenge_id, with_for_update=True)
-            usable = (
-                row is not None
-                and row.purpose != "reset"
-                and row.consumed_at is None
-                and row.expires_at > now
-                and row.attempts < self.settings.mfa_max_attempts
-            )
-            if row is None or not usable:
-                failure = AuthError(401, CODE_GONE if row is not None else BAD_CODE)
-            elif not hmac.compare_digest(row.code_hash, self._hash_code(code)):
-                row.attempts += 1
-                left = self.settings.mfa_max_attempts - row.attempts
-                failure = AuthError(401, BAD_CODE if left > 0 else CODE_GONE)
+            row = self._match_code(db, challenge_id, code, reset=False, now=now)
+            if isinstance(row, AuthError):
+                failure = row
             else:
                 self.limiter.release(db, [event.id for event in attempts])
                 row.consumed_at = now
@@ -269,20 +258,9 @@ class AccountService:
             attempts = self._reserve(
                 db, (address_key, self.settings.code_limit_per_address)
             )
-            row = db.get(EmailCode, challenge_id, with_for_update=True)
-            usable = (
-                row is not None
-                and row.purpose == "reset"
-                and row.consumed_at is None
-                and row.expires_at > now
-                and row.attempts < self.settings.mfa_max_attempts
-            )
-            if row is None or not usable:
-                failure = AuthError(401, CODE_GONE if row is not None else BAD_CODE)
-            elif not hmac.compare_digest(row.code_hash, self._hash_code(code)):
-                row.attempts += 1
-                left = self.settings.mfa_max_attempts - row.attempts
-                failure = AuthError(401, BAD_CODE if left > 0 else CODE_GONE)
+            row = self._match_code(db, challenge_id, code, reset=True, now=now)
+            if isinstance(row, AuthError):
+                failure = row
             else:
                 user = db.get(User, row.user_id, with_for_update=True)
                 assert user is not None
@@ -454,6 +432,31 @@ class AccountService:
             expires_in=int(self.codec.access_ttl.total_seconds()),
             user=user,
         )
+
+    def _match_code(
+        self, db: Session, challenge_id: str, code: str, *, reset: bool, now: datetime
+    ) -> EmailCode | AuthError:
+        """Return the unused code row that ``code`` matches, or the error to raise.
+
+        A wrong code counts against the row's attempts, so the caller commits
+        before it raises the error. Reset codes work only for a reset.
+        """
+        row = db.get(EmailCode, challenge_id, with_for_update=True)
+        if row is None:
+            return AuthError(401, BAD_CODE)
+        usable = (
+            (row.purpose == "reset") == reset
+            and row.consumed_at is None
+            and row.expires_at > now
+            and row.attempts < self.settings.mfa_max_attempts
+        )
+        if not usable:
+            return AuthError(401, CODE_GONE)
+        if not hmac.compare_digest(row.code_hash, self._hash_code(code)):
+            row.attempts += 1
+            left = self.settings.mfa_max_attempts - row.attempts
+            return AuthError(401, BAD_CODE if left > 0 else CODE_GONE)
+        return row
 
     def _hash_code(self, code: str) -> str:
         digits = "".join(ch for ch in code if not ch.isspace())

@@ -50,7 +50,7 @@ async def current_identity(
     accounts: AccountsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Identity:
-    """The signed-in user; 401 without a valid, unrevoked access token."""
+    """Return the signed-in user; 401 without a valid, unrevoked access token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             401,
@@ -218,7 +218,7 @@ def logout(identity: IdentityDep, accounts: AccountsDep) -> Response:
 
 @router.get("/me", response_model=UserOut, responses={401: {}})
 def me(identity: IdentityDep) -> UserOut:
-    """The signed-in account."""
+    """Return the signed-in account."""
     return user_out(identity.user)
 
 

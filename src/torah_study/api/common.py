@@ -72,7 +72,7 @@ async def pump(events: Iterator[Event]) -> AsyncIterator[Event]:
     end = object()
 
     def put(item: Any) -> None:
-        # A closed event loop means nobody is listening any more.
+        # A closed event loop means the request has ended.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(queue.put_nowait, item)
 

@@ -142,7 +142,7 @@ def list_conversations(
 def get_conversation(
     conversation_id: str, identity: IdentityDep, accounts: AccountsDep
 ) -> ConversationDetail:
-    """One conversation with its messages and their sources."""
+    """Return one conversation with its messages and their sources."""
     try:
         conversation = accounts.conversations.get(identity.user.id, conversation_id)
     except NotFound as error:
@@ -191,7 +191,7 @@ def delete_conversation(
 def export_conversation(
     conversation_id: str, identity: IdentityDep, accounts: AccountsDep
 ) -> Response:
-    """The conversation as a Markdown file with sources linked to sefaria.org."""
+    """Download the conversation as Markdown, sources linked to sefaria.org."""
     try:
         conversation = accounts.conversations.get(identity.user.id, conversation_id)
     except NotFound as error:
@@ -247,17 +247,16 @@ async def post_message(
         async for _ in pump(run.events):
             pass
         try:
-            conversation = await run_in_threadpool(
-                accounts.conversations.get, identity.user.id, conversation_id
+            conversation, question, answer = await run_in_threadpool(
+                accounts.conversations.turn, identity.user.id, started
             )
         except NotFound as error:
             raise HTTPException(404, DELETED) from error
-        by_id = {m.id: m for m in conversation.messages}
         return TurnResponse(
             conversation=conversation_out(conversation),
             query=run.query,
-            user_message=message_out(by_id[started.user_message.id]),
-            assistant_message=message_out(by_id[started.assistant_message.id]),
+            user_message=message_out(question),
+            assistant_message=message_out(answer),
         )
 
     opening = {
@@ -304,7 +303,7 @@ def put_feedback(
             identity.user.id, message_id, 1 if body.rating == "up" else -1, body.comment
         )
     except NotFound as error:
-        raise HTTPException(404, "No such answer.") from error
+        raise HTTPException(404, "Answer not found.") from error
     return FeedbackOut(
         message_id=message_id,
         rating=body.rating,
@@ -315,7 +314,7 @@ def put_feedback(
 
 @router.get("/feedback/export", response_class=Response)
 def export_feedback(identity: IdentityDep, accounts: AccountsDep) -> Response:
-    """The user's rated answers as JSON Lines, for evaluation sets."""
+    """Download the user's rated answers as JSON Lines, for evaluation sets."""
     lines = [
         json.dumps(record, ensure_ascii=False)
         for record in accounts.conversations.feedback_records(identity.user.id)

@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodySizeLimit:
-    """Answer 413 to requests whose body is larger than ``limit`` bytes.
+    """Middleware that returns 413 for bodies larger than ``limit`` bytes.
 
     A declared Content-Length is checked at once; a chunked body is counted
     as it arrives.

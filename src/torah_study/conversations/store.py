@@ -82,7 +82,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 def source_language(source: dict[str, Any]) -> str:
     he, en = bool(source.get("he")), bool(source.get("en"))
-    return "he+en" if he and en else ("he" if he else "en")
+    if he and en:
+        return "he+en"
+    return "he" if he else "en"
 
 
 class ConversationStore:
@@ -131,7 +133,7 @@ class ConversationStore:
         return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)
 
     def get(self, user_id: str, conversation_id: str) -> Conversation:
-        """The conversation with its messages and their sources."""
+        """Return the conversation with its messages and their sources."""
         _check_id(conversation_id)
         with self.read_sessions() as db:
             conversation = db.scalar(
@@ -172,10 +174,31 @@ class ConversationStore:
     # Turns.
 
     def history(self, user_id: str, conversation_id: str, turns: int = 3) -> list[Turn]:
-        """The last ``turns`` exchanges, oldest first, for follow-up questions."""
-        conversation = self.get(user_id, conversation_id)
+        """Return the last ``turns`` exchanges, oldest first, for follow-ups.
+
+        Only those messages are read, because this runs before every question.
+        """
+        _check_id(conversation_id)
+        with self.read_sessions() as db:
+            owned = db.scalar(
+                select(Conversation.id).where(
+                    Conversation.id == conversation_id,
+                    Conversation.user_id == user_id,
+                )
+            )
+            if owned is None:
+                raise NotFound(conversation_id)
+            recent = list(
+                db.scalars(
+                    select(Message)
+                    .where(Message.conversation_id == conversation_id)
+                    .order_by(Message.position.desc())
+                    .limit(2 * turns + 1)
+                    .options(selectinload(Message.sources))
+                )
+            )
+        messages = recent[::-1]
         result: list[Turn] = []
-        messages = conversation.messages
         for index, message in enumerate(messages):
             if message.role != "user":
                 continue
@@ -185,6 +208,30 @@ class ConversationStore:
                 refs = tuple(source.ref for source in answer.sources)
             result.append(Turn(message.content, message.query or message.content, refs))
         return result[-turns:]
+
+    def turn(
+        self, user_id: str, started: StartedTurn
+    ) -> tuple[Conversation, Message, Message]:
+        """Read back a turn's conversation and its two messages with sources."""
+        ids = [started.user_message.id, started.assistant_message.id]
+        with self.read_sessions() as db:
+            conversation = db.scalar(
+                select(Conversation).where(
+                    Conversation.id == started.conversation.id,
+                    Conversation.user_id == user_id,
+                )
+            )
+            rows = {
+                message.id: message
+                for message in db.scalars(
+                    select(Message)
+                    .where(Message.id.in_(ids))
+                    .options(selectinload(Message.sources))
+                )
+            }
+        if conversation is None or len(rows) != len(ids):
+            raise NotFound(started.conversation.id)
+        return conversation, rows[ids[0]], rows[ids[1]]
 
     def start_turn(
         self, user_id: str, conversation_id: str, content: str, query: str
@@ -412,8 +459,11 @@ def _check_id(identifier: str) -> None:
 
 
 def sefaria_url(ref: str) -> str:
-    """The sefaria.org address of a ref: ``Rashi on Genesis 1:1:1`` →
-    ``https://www.sefaria.org/Rashi_on_Genesis.1.1.1``."""
+    """Return the sefaria.org address of a ref.
+
+    ``Rashi on Genesis 1:1:1`` becomes
+    ``https://www.sefaria.org/Rashi_on_Genesis.1.1.1``.
+    """
     words = ref.split(" ")
     address = words[-1] if len(words) > 1 and words[-1][:1].isdigit() else ""
     title = " ".join(words[:-1]) if address else ref
@@ -455,7 +505,7 @@ def _stamp(moment: datetime) -> str:
 
 
 def to_markdown(conversation: Conversation) -> str:
-    """The whole conversation as Markdown, with sources linked to sefaria.org."""
+    """Write the whole conversation as Markdown, sources linked to sefaria.org."""
     lines = [
         f"# {escape_markdown(conversation.title or DEFAULT_TITLE)}",
         "",
