@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         description="Folder of a Sefaria-Export tree (the one that contains json/).",
     )
     data_dir: Path = Field(default_factory=_default_data_dir)
+    web_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of the built web app (the one with index.html); by default "
+            "web/out of the checkout the package is installed from."
+        ),
+    )
     dense_scope: tuple[str, ...] = Field(
         default=DEFAULT_DENSE_SCOPE,
         description=(

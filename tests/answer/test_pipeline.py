@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
 
 from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
 from torah_study.answer.pipeline import (
+    AnswerCancelled,
     AnswerPipeline,
     DoneEvent,
     Event,
@@ -218,3 +220,60 @@ def test_token_counts_reach_the_done_event(services) -> None:  # type: ignore[no
     assert isinstance(done, DoneEvent)
     assert done.usage == {"prompt_tokens": 812, "completion_tokens": 17}
     assert _text(events) == cited
+
+
+class StoppingModel:
+    """Streams words that never end a sentence and sets ``cancel`` on the way.
+
+    Setting the event from inside the model plays the consumer that leaves
+    while the answer is still one unfinished sentence.
+    """
+
+    name = "stopping"
+
+    def __init__(self, cancel: threading.Event, stop_at: int, words: int) -> None:
+        self.cancel = cancel
+        self.stop_at = stop_at
+        self.words = words
+        self.requested = 0
+        self.closed = False
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str]:
+        try:
+            for _ in range(self.words):
+                self.requested += 1
+                if self.requested == self.stop_at:
+                    self.cancel.set()
+                yield "word "
+            yield "about Leviticus 19:18 [1]."
+        finally:
+            self.closed = True
+
+
+def test_cancel_stops_the_model_at_its_next_piece(services) -> None:  # type: ignore[no-untyped-def]
+    cancel = threading.Event()
+    model = StoppingModel(cancel, stop_at=5, words=200)
+    pipeline = AnswerPipeline(services.retriever, services.catalog, model)
+    events: list[Event] = []
+    with pytest.raises(AnswerCancelled):
+        for event in pipeline.run(QUESTION, cancel=cancel):
+            events.append(event)
+    assert model.requested == 5
+    assert model.closed
+    # No fallback answer, no verification report and no done event.
+    assert [e.kind for e in events] == ["sources"]
+
+
+def test_cancel_before_generation_skips_the_model(services) -> None:  # type: ignore[no-untyped-def]
+    cancel = threading.Event()
+    cancel.set()
+    model = StoppingModel(cancel, stop_at=5, words=200)
+    pipeline = AnswerPipeline(services.retriever, services.catalog, model)
+    events: list[Event] = []
+    with pytest.raises(AnswerCancelled):
+        for event in pipeline.run(QUESTION, cancel=cancel):
+            events.append(event)
+    assert model.requested == 0
+    assert [e.kind for e in events] == ["sources"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -185,6 +186,112 @@ def test_text_unknown_book(api: httpx.Client) -> None:
     assert "Unknown book" in response.json()["detail"]
 
 
+def test_text_without_section_keeps_defaults(api: httpx.Client) -> None:
+    body = api.get("/texts/Genesis 1:3", params={"context": 1}).json()
+    assert [s["ref"] for s in body["segments"]] == ["Genesis 1:3"]
+    assert body["section_ref"] is None
+    assert body["highlight"] == []
+    assert body["truncated"] is False
+
+
+def _section(api: httpx.Client, ref: str) -> dict[str, Any]:
+    response = api.get(f"/texts/{ref}", params={"section": "true", "context": 5})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_text_section_of_a_verse(api: httpx.Client) -> None:
+    body = _section(api, "Genesis 1:3")
+    assert body["ref"] == "Genesis 1:3"
+    assert body["he_ref"] == "בראשית א:ג"
+    assert body["section_ref"] == "Genesis 1"
+    refs = [s["ref"] for s in body["segments"]]
+    assert refs == [f"Genesis 1:{verse}" for verse in range(1, 32)]
+    assert body["highlight"] == ["Genesis 1:3"]
+    assert body["before"] == []
+    assert body["after"] == []
+    assert body["truncated"] is False
+    assert all(s["he"] and s["en"] for s in body["segments"])
+
+
+def test_text_section_of_a_daf_line(api: httpx.Client) -> None:
+    body = _section(api, "Berakhot 2a:3")
+    assert body["section_ref"] == "Berakhot 2a"
+    refs = [s["ref"] for s in body["segments"]]
+    assert len(refs) > 3
+    assert refs == [f"Berakhot 2a:{line}" for line in range(1, len(refs) + 1)]
+    assert body["highlight"] == ["Berakhot 2a:3"]
+
+
+def test_text_section_of_a_commentary(api: httpx.Client) -> None:
+    body = _section(api, "Rashi on Genesis 1:1:2")
+    assert body["section_ref"] == "Rashi on Genesis 1:1"
+    refs = [s["ref"] for s in body["segments"]]
+    assert len(refs) >= 2
+    expected = [f"Rashi on Genesis 1:1:{n}" for n in range(1, len(refs) + 1)]
+    assert refs == expected
+    assert body["highlight"] == ["Rashi on Genesis 1:1:2"]
+
+
+def test_text_section_of_a_range(api: httpx.Client) -> None:
+    body = _section(api, "Genesis 1:2-4")
+    assert body["ref"] == "Genesis 1:2-4"
+    assert body["section_ref"] == "Genesis 1"
+    assert len(body["segments"]) == 31
+    assert body["highlight"] == ["Genesis 1:2", "Genesis 1:3", "Genesis 1:4"]
+
+
+def test_text_section_of_a_range_across_chapters(api: httpx.Client) -> None:
+    body = _section(api, "Genesis 1:31-2:3")
+    assert body["section_ref"] == "Genesis 1-2"
+    refs = [s["ref"] for s in body["segments"]]
+    assert refs[0] == "Genesis 1:1"
+    assert refs[30:32] == ["Genesis 1:31", "Genesis 2:1"]
+    assert refs[-1] == "Genesis 2:25"
+    assert body["highlight"] == [
+        "Genesis 1:31",
+        "Genesis 2:1",
+        "Genesis 2:2",
+        "Genesis 2:3",
+    ]
+
+
+def test_text_section_of_a_section_is_itself(api: httpx.Client) -> None:
+    body = _section(api, "Genesis 1")
+    assert body["section_ref"] == "Genesis 1"
+    refs = [s["ref"] for s in body["segments"]]
+    assert len(refs) == 31
+    assert body["highlight"] == refs
+
+
+def test_text_section_is_capped(api: httpx.Client) -> None:
+    body = _section(api, "Genesis")
+    assert body["section_ref"] == "Genesis"
+    assert body["truncated"] is True
+    refs = [s["ref"] for s in body["segments"]]
+    assert len(refs) == 400
+    assert refs[:31] == [f"Genesis 1:{verse}" for verse in range(1, 32)]
+    assert refs[31] == "Genesis 2:1"
+    assert body["highlight"] == refs
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("Genesis 51:1", "Genesis has 50 chapters"),
+        ("Genesis 1:32", "Genesis 1 has 31 verses"),
+        ("Tanya 1:1", "Unknown book"),
+    ],
+)
+def test_text_section_of_unknown_ref_is_404(
+    api: httpx.Client, ref: str, message: str
+) -> None:
+    response = api.get(f"/texts/{ref}", params={"section": "true"})
+    assert response.status_code == 404
+    assert message in response.json()["detail"]
+
+
 def test_filter_resolves_aliases(api: httpx.Client) -> None:
     response = api.post(
         "/chat",
@@ -256,3 +363,69 @@ def test_leaving_a_stream_stops_the_model(
     finally:
         services.pipeline = original
     assert model.produced < 300
+
+
+class UnfinishedSentenceModel:
+    """Streams words with no sentence end for seconds, counting the pieces.
+
+    The pipeline shows nothing while a sentence is unfinished, so no event
+    reaches the stream until the model ends its sentence.
+    """
+
+    name = "unfinished"
+
+    def __init__(self, words: int, delay: float) -> None:
+        self.words = words
+        self.delay = delay
+        self.requested = 0
+        self.closed = threading.Event()
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str]:
+        try:
+            for _ in range(self.words):
+                self.requested += 1
+                time.sleep(self.delay)
+                yield "word "
+            self.requested += 1
+            yield "about Leviticus 19:18 [1]."
+        finally:
+            self.closed.set()
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_leaving_a_stream_stops_an_unfinished_sentence(
+    services: Services, api: httpx.Client
+) -> None:
+    # 300 pieces of 0.02 s: about six seconds before the sentence ends.
+    model = UnfinishedSentenceModel(words=300, delay=0.02)
+    original = services.pipeline
+    services.pipeline = AnswerPipeline(services.retriever, services.catalog, model)
+    try:
+        with api.stream(
+            "POST", "/chat/stream", json={"question": QUESTION}
+        ) as response:
+            # Holding the iterator keeps the response open after the break.
+            chunks = response.iter_text()
+            received = ""
+            for chunk in chunks:
+                received += chunk
+                if "event: sources" in received:
+                    break
+            assert _wait_for(lambda: model.requested >= 3, 10)
+        assert model.closed.wait(10)
+    finally:
+        services.pipeline = original
+    stopped_at = model.requested
+    assert stopped_at < 150
+    time.sleep(0.3)
+    assert model.requested == stopped_at

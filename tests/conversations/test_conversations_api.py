@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +16,18 @@ import pytest
 
 from servers import accounts_settings, live_server, register
 from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
-from torah_study.answer.pipeline import AnswerPipeline
+from torah_study.answer.pipeline import (
+    AnswerPipeline,
+    DoneEvent,
+    Event,
+    SourcesEvent,
+    TokenEvent,
+    VerificationEvent,
+)
 from torah_study.api.app import create_app
 from torah_study.config import Settings
+from torah_study.conversations.chat import ConversationChat
+from torah_study.index.base import Filters
 from torah_study.service import Accounts, Services, build_accounts
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
@@ -612,3 +622,222 @@ def test_export_shows_markdown_in_questions_as_text(
     )
     assert "<img" not in text
     assert "&lt;img src=x onerror=alert(1)&gt;" in lines
+
+
+def _ratings(
+    api: httpx.Client, headers: dict[str, str], conversation_id: str
+) -> list[str | None]:
+    response = api.get(f"/conversations/{conversation_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return [message["feedback"] for message in response.json()["messages"]]
+
+
+def test_feedback_shown_then_cleared(api: httpx.Client, user: dict[str, Any]) -> None:
+    headers = user["headers"]
+    conversation_id = _new(api, headers)
+    turn = _ask(api, headers, conversation_id, QUESTION)
+    assert turn["assistant_message"]["feedback"] is None
+    path = f"/messages/{turn['assistant_message']['id']}/feedback"
+    assert _ratings(api, headers, conversation_id) == [None, None]
+
+    assert api.put(path, headers=headers, json={"rating": "up"}).status_code == 200
+    assert _ratings(api, headers, conversation_id) == [None, "up"]
+    assert api.put(path, headers=headers, json={"rating": "down"}).status_code == 200
+    assert _ratings(api, headers, conversation_id) == [None, "down"]
+
+    cleared = api.delete(path, headers=headers)
+    assert cleared.status_code == 204
+    assert cleared.content == b""
+    assert _ratings(api, headers, conversation_id) == [None, None]
+    assert api.get("/feedback/export", headers=headers).text == ""
+    # Clearing twice is not an error, and the answer can be rated again.
+    assert api.delete(path, headers=headers).status_code == 204
+    assert api.put(path, headers=headers, json={"rating": "up"}).status_code == 200
+    assert _ratings(api, headers, conversation_id) == [None, "up"]
+
+
+def test_clearing_feedback_needs_an_owned_answer(api: httpx.Client) -> None:
+    owner = register(api)
+    intruder = register(api)
+    conversation_id = _new(api, owner["headers"])
+    turn = _ask(api, owner["headers"], conversation_id, QUESTION)
+    answer_id = turn["assistant_message"]["id"]
+    path = f"/messages/{answer_id}/feedback"
+    api.put(path, headers=owner["headers"], json={"rating": "up"})
+
+    assert api.delete(path, headers=intruder["headers"]).status_code == 404
+    assert _ratings(api, owner["headers"], conversation_id) == [None, "up"]
+    question_id = turn["user_message"]["id"]
+    for message_id in (
+        question_id,
+        "0123456789abcdef0123456789abcdef",
+        "not-an-id",
+    ):
+        response = api.delete(
+            f"/messages/{message_id}/feedback", headers=owner["headers"]
+        )
+        assert response.status_code == 404, message_id
+
+
+def test_conversation_reads_feedback_in_one_query(
+    server: tuple[httpx.Client, Accounts], user: dict[str, Any]
+) -> None:
+    from sqlalchemy import event
+
+    from torah_study.db.models import Feedback
+
+    api, accounts = server
+    headers = user["headers"]
+    conversation_id = _new(api, headers)
+    answers = [
+        _ask(api, headers, conversation_id, question)["assistant_message"]["id"]
+        for question in (QUESTION, "Genesis 1:1", "Psalms 23:1")
+    ]
+    for answer_id, rating in ((answers[0], "up"), (answers[2], "down")):
+        api.put(
+            f"/messages/{answer_id}/feedback", headers=headers, json={"rating": rating}
+        )
+    # A rating by someone else on the same answer is not the user's rating.
+    other = register(api)["user"]["id"]
+    with accounts.sessions.begin() as db:
+        db.add(Feedback(message_id=answers[1], user_id=other, rating=-1))
+
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(accounts.engine, "before_cursor_execute", record)
+    try:
+        ratings = _ratings(api, headers, conversation_id)
+    finally:
+        event.remove(accounts.engine, "before_cursor_execute", record)
+    assert ratings == [None, "up", None, None, None, "down"]
+    assert sum("FROM feedback" in s for s in statements) == 1
+    assert sum("FROM message_sources" in s for s in statements) == 1
+
+
+class UnfinishedSentenceModel:
+    """Streams words with no sentence end for seconds, counting the pieces.
+
+    The pipeline shows nothing while a sentence is unfinished, so no event
+    reaches the stream until the model ends its sentence.
+    """
+
+    name = "unfinished"
+
+    def __init__(self, words: int, delay: float) -> None:
+        self.words = words
+        self.delay = delay
+        self.requested = 0
+        self.closed = threading.Event()
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> Iterator[str | Usage]:
+        try:
+            for _ in range(self.words):
+                self.requested += 1
+                time.sleep(self.delay)
+                yield "word "
+            self.requested += 1
+            yield "about Leviticus 19:18 [1]."
+        finally:
+            self.closed.set()
+
+
+def test_stop_during_an_unfinished_sentence_is_prompt(
+    services: Services, library_settings: Settings, database_url: str
+) -> None:
+    settings = accounts_settings(library_settings, database_url)
+    # 300 pieces of 0.02 s: about six seconds before the sentence ends.
+    model = UnfinishedSentenceModel(words=300, delay=0.02)
+    accounts, app = _serve(services, settings, model)
+    try:
+        with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            headers = register(client)["headers"]
+            conversation_id = _new(client, headers)
+
+            with client.stream(
+                "POST",
+                f"/conversations/{conversation_id}/messages?stream=true",
+                headers=headers,
+                json={"content": QUESTION},
+            ) as response:
+                # Holding the iterator keeps the response open after the break.
+                chunks = response.iter_text()
+                received = ""
+                for chunk in chunks:
+                    received += chunk
+                    if "event: turn" in received and "event: sources" in received:
+                        break
+                deadline = time.monotonic() + 10
+                while model.requested < 3 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert model.requested >= 3
+
+            left_at = time.monotonic()
+            while True:
+                stored = client.get(
+                    f"/conversations/{conversation_id}", headers=headers
+                ).json()
+                answer = stored["messages"][1]
+                if answer["status"] != "streaming" or time.monotonic() > left_at + 30:
+                    break
+                time.sleep(0.05)
+            saved_after = time.monotonic() - left_at
+
+            assert model.closed.wait(10)
+            stopped_at = model.requested
+            time.sleep(0.3)
+            requested_later = model.requested
+    finally:
+        accounts.close()
+
+    assert answer["status"] == "interrupted"
+    assert answer["content"] == ""
+    assert answer["error"] == "The answer was stopped before it ended."
+    # The model would need about six seconds and 301 pieces to finish.
+    assert saved_after < 3.0
+    assert stopped_at < 150
+    assert requested_later == stopped_at
+
+
+class LateStopPipeline:
+    """Plays a client that leaves after the model's last piece, before done."""
+
+    provider_name = "scripted"
+
+    def run(
+        self,
+        question: str,
+        filters: Filters = Filters(),
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        assert cancel is not None
+        yield SourcesEvent([], "search")
+        yield TokenEvent("A partial answer. ")
+        cancel.set()
+        yield VerificationEvent({"passed": True})
+        yield DoneEvent("A partial answer. ", "search", "scripted", [])
+
+
+def test_done_after_cancel_is_saved_interrupted(
+    server: tuple[httpx.Client, Accounts], user: dict[str, Any]
+) -> None:
+    api, accounts = server
+    headers = user["headers"]
+    conversation_id = _new(api, headers)
+    chat = ConversationChat(
+        accounts.conversations,
+        LateStopPipeline(),  # type: ignore[arg-type]
+        lambda question, history: question,
+    )
+    run = chat.start(user["user"]["id"], conversation_id, QUESTION)
+    kinds = [event.kind for event in run.events]
+    assert run.cancel.is_set()
+    assert "done" not in kinds
+    stored = api.get(f"/conversations/{conversation_id}", headers=headers).json()
+    answer = stored["messages"][1]
+    assert answer["status"] == "interrupted"
+    assert answer["content"] == "A partial answer. "

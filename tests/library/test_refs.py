@@ -103,6 +103,30 @@ def test_range_end_fills_from_start(catalog: Catalog) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "section"),
+    [
+        ("Genesis 1:3", "Genesis 1"),
+        ("Genesis 1:2-4", "Genesis 1"),
+        ("Genesis 1:30-2:3", "Genesis 1-2"),
+        ("Genesis 1", "Genesis 1"),
+        ("Genesis 1-2", "Genesis 1-2"),
+        ("Genesis", "Genesis"),
+        ("Berakhot 2a:3", "Berakhot 2a"),
+        ("Berakhot 2a", "Berakhot 2a"),
+        ("Rashi on Genesis 1:1:2", "Rashi on Genesis 1:1"),
+        ("Rashi on Genesis 1:1", "Rashi on Genesis 1:1"),
+    ],
+)
+def test_section_drops_the_segment_level(
+    catalog: Catalog, text: str, section: str
+) -> None:
+    ref = catalog.parse(text)
+    enclosing = ref.section(catalog.books[ref.book].depth)
+    assert enclosing.normal() == section
+    assert enclosing.contains(ref)
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("Genesis 51:1", "Genesis has 50 chapters"),

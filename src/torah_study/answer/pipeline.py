@@ -8,6 +8,7 @@ so a sentence that fails verification never reaches the learner.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,19 @@ class AnswerBrokenOff(ProviderError):
     def __init__(self, kept: str, cause: ProviderError) -> None:
         super().__init__(f"The answer model stopped mid-answer: {cause}")
         self.kept = kept
+
+
+class AnswerCancelled(Exception):
+    """The consumer of the answer stream set its cancel event.
+
+    It is not a ProviderError, so a stopped answer gets no sources-only
+    fallback.
+    """
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise AnswerCancelled("The answer was stopped by its consumer.")
 
 
 def source_payload(number: int, passage: Passage) -> dict[str, Any]:
@@ -163,10 +177,17 @@ class AnswerPipeline:
     def provider_name(self) -> str:
         return self.model.name if self.model is not None else "sources-only"
 
-    def run(self, question: str, filters: Filters = Filters()) -> Iterator[Event]:
+    def run(
+        self,
+        question: str,
+        filters: Filters = Filters(),
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
         """Yield the events for ``question``, ending with a done or an error event.
 
         Failures in retrieval or in the answer model become error events.
+        Setting ``cancel`` stops the answer model at its next piece, even
+        while no event is due, and makes the generator raise AnswerCancelled.
         """
         started = time.perf_counter()
         try:
@@ -184,8 +205,10 @@ class AnswerPipeline:
         timings = dict(retrieval.timings)
         try:
             answer, report, provider, first_token, usage = yield from self._answer(
-                retrieval, language
+                retrieval, language, cancel
             )
+        except AnswerCancelled:
+            raise
         except AnswerBrokenOff as error:
             logger.error("Answer for %r broke off: %s", question, error)
             yield ErrorEvent(str(error), "answer_interrupted")
@@ -212,7 +235,7 @@ class AnswerPipeline:
         yield DoneEvent(answer, retrieval.mode, provider, refs, timings, counts)
 
     def _answer(
-        self, retrieval: Retrieval, language: str
+        self, retrieval: Retrieval, language: str, cancel: threading.Event | None
     ) -> Generator[
         Event, None, tuple[str, VerificationReport, str, float | None, Usage | None]
     ]:
@@ -241,9 +264,12 @@ class AnswerPipeline:
         messages = build_messages(retrieval.analysis.text, language, passages)
         verifier.require_citations = True
         verifier.exempt = [normalize(t) for t in (*RABBI.values(), *ABSTAIN.values())]
+        _check_cancel(cancel)
         try:
             pieces = self.model.stream(messages, max_tokens=self.max_tokens)
-            kept, first, usage = yield from self._emit_verified(pieces, verifier)
+            kept, first, usage = yield from self._emit_verified(
+                pieces, verifier, cancel
+            )
         except AnswerBrokenOff:
             raise
         except ProviderError as error:
@@ -269,9 +295,17 @@ class AnswerPipeline:
         return kept, verifier.report, self.model.name, first, usage
 
     def _emit_verified(
-        self, source: str | Iterator[str | Usage], verifier: Verifier
+        self,
+        source: str | Iterator[str | Usage],
+        verifier: Verifier,
+        cancel: threading.Event | None = None,
     ) -> Generator[Event, None, tuple[str, float | None, Usage | None]]:
-        """Yield verified sentences as they complete; return the text and first time."""
+        """Yield verified sentences as they complete; return the text and first time.
+
+        ``cancel`` is checked after every model piece, so a model that writes
+        a long unfinished sentence still stops soon after it is set. The
+        model's stream is closed on every exit.
+        """
         pieces = iter([source]) if isinstance(source, str) else source
         buffer = ""
         kept = ""
@@ -279,6 +313,7 @@ class AnswerPipeline:
         usage: Usage | None = None
         try:
             for piece in pieces:
+                _check_cancel(cancel)
                 if isinstance(piece, Usage):
                     usage = piece
                     continue
@@ -295,6 +330,14 @@ class AnswerPipeline:
             if kept:
                 raise AnswerBrokenOff(kept, error) from error
             raise
+        finally:
+            # A local model holds its lock until its stream is closed.
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("Closing the answer model's stream failed")
         if buffer and verifier.accept(buffer):
             first = first or time.perf_counter()
             kept += buffer

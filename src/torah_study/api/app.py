@@ -37,12 +37,13 @@ from torah_study.api.schemas import (
     SegmentOut,
     TextResponse,
 )
+from torah_study.api.web import add_web_app, find_web_dir
 from torah_study.calendar import CalendarUnavailable, PortionCalendar
 from torah_study.config import Settings, get_settings
 from torah_study.conversations.chat import ConversationChat
-from torah_study.index.base import SegmentRecord
+from torah_study.index.base import SegmentRecord, position_key, position_upper_bound
 from torah_study.library.parashot import load_parashot
-from torah_study.library.refs import RefError
+from torah_study.library.refs import Ref, RefError
 from torah_study.service import (
     STALE_STREAM,
     Accounts,
@@ -55,6 +56,8 @@ from torah_study.service import (
 logger = logging.getLogger(__name__)
 
 MAX_FILTERS = 50
+# Segments returned at most by /texts/{ref}?section=true.
+MAX_SECTION_SEGMENTS = 400
 SWEEP_SECONDS = 60.0
 SIGNED_IN = [Depends(current_identity)]
 
@@ -105,6 +108,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(conversations.router)
     _add_routes(app)
+    add_web_app(app, find_web_dir(settings.web_dir))
     return app
 
 
@@ -177,6 +181,43 @@ def _segment(services: Services, record: SegmentRecord) -> SegmentOut:
     )
 
 
+def _section_text(services: Services, ref: Ref) -> TextResponse:
+    """Build the response of ``/texts/{ref}?section=true``; see ``text``."""
+    book = services.catalog.books[ref.book]
+    enclosing = ref.section(book.depth)
+
+    # One segment past the cap shows whether the section was cut.
+    # NOTE: the store applies the limit before sorting by position, so the
+    # segments kept are the first ones only while the index returns a book's
+    # segments in position order, as ingestion writes them.
+    records = services.retriever.lookup(enclosing, MAX_SECTION_SEGMENTS + 1)
+    truncated = len(records) > MAX_SECTION_SEGMENTS
+    records = records[:MAX_SECTION_SEGMENTS]
+
+    # The same bounds as Retriever.lookup uses for the ref itself.
+    low = position_key(ref.start) if ref.start else ""
+    high = position_upper_bound(ref.last)
+    highlight = [record.ref for record in records if low <= record.pos < high]
+    # NOTE: a ref whose segments all lie past the cap gets an empty highlight.
+    if not highlight and not services.retriever.lookup(ref, 1):
+        raise HTTPException(
+            status_code=404, detail=f"{ref.normal()} has no text in the library."
+        )
+
+    return TextResponse(
+        ref=ref.normal(),
+        he_ref=ref.hebrew(book.he_title),
+        book=book.title,
+        categories=book.categories,
+        segments=[_segment(services, r) for r in records],
+        before=[],
+        after=[],
+        section_ref=enclosing.normal(),
+        highlight=highlight,
+        truncated=truncated,
+    )
+
+
 def _add_routes(app: FastAPI) -> None:
     @app.get("/health")
     def health(services: ServicesDep) -> dict[str, Any]:
@@ -225,10 +266,11 @@ def _add_routes(app: FastAPI) -> None:
     ) -> EventSourceResponse:
         """Stream the answer as server-sent events (sources, tokens, verification)."""
         filters = resolve_filters(services, body.books, body.categories)
-        events: Iterator[Event] = services.pipeline.run(body.question, filters)
+        cancel = threading.Event()
+        events: Iterator[Event] = services.pipeline.run(body.question, filters, cancel)
 
         async def messages() -> AsyncIterator[dict[str, str]]:
-            async for event in pump(events):
+            async for event in pump(events, cancel):
                 yield encode_event(event)
 
         return EventSourceResponse(
@@ -291,12 +333,24 @@ def _add_routes(app: FastAPI) -> None:
         ref: str,
         services: ServicesDep,
         context: Annotated[int, Query(ge=0, le=20)] = 2,
+        section: Annotated[
+            bool,
+            Query(description="return the whole containing section (ignores context)"),
+        ] = False,
     ) -> TextResponse:
-        """Return the Hebrew and English of a ref with neighbouring segments."""
+        """Return the Hebrew and English of a ref with neighbouring segments.
+
+        With ``section=true`` the response contains the whole section that
+        contains the ref instead (its chapter, daf side or comment level):
+        ``segments`` lists the section in order, ``highlight`` names the
+        segments the ref covers, and ``before`` and ``after`` are empty.
+        """
         try:
             parsed = services.catalog.parse(ref)
         except RefError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
+        if section:
+            return _section_text(services, parsed)
         records = services.retriever.lookup(parsed)
         if not records:
             raise HTTPException(

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from torah_study.answer.pipeline import (
+    AnswerCancelled,
     Event,
     SourcesEvent,
     TokenEvent,
@@ -59,16 +60,21 @@ def encode_event(event: Event) -> dict[str, str]:
     return {"event": event.kind, "data": json.dumps(payload, ensure_ascii=False)}
 
 
-async def pump(events: Iterator[Event]) -> AsyncIterator[Event]:
+async def pump(
+    events: Iterator[Event], cancel: threading.Event | None = None
+) -> AsyncIterator[Event]:
     """Run a blocking event generator on its own thread and yield its events.
 
-    When the consumer stops early (the client disconnected), the generator is
-    closed on its own thread after its next event, which stops the answer
-    model and lets the turn save itself as interrupted.
+    When the consumer stops early (the client disconnected), ``cancel`` is
+    set and the generator is closed on its own thread after its next event,
+    which stops the answer model and lets the turn save itself as
+    interrupted. A generator that watches ``cancel`` (AnswerPipeline.run)
+    stops sooner, at the model's next piece, and its AnswerCancelled ends
+    the stream quietly.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    stop = threading.Event()
+    stop = cancel if cancel is not None else threading.Event()
     end = object()
 
     def put(item: Any) -> None:
@@ -77,13 +83,16 @@ async def pump(events: Iterator[Event]) -> AsyncIterator[Event]:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
     def work() -> None:
-        # TODO: a model that is silent for a long time is only stopped at its
-        # next piece; closing the generator cannot interrupt a blocking call.
+        # TODO: a model that blocks without producing a piece is stopped only
+        # when its next piece arrives. Neither ``cancel`` nor closing the
+        # generator can interrupt a blocking call.
         try:
             for event in events:
                 if stop.is_set():
                     break
                 put(event)
+        except AnswerCancelled:
+            logger.info("An answer stream stopped because its client left")
         except BaseException as error:
             put(error)
         finally:

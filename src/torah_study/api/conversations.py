@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
@@ -93,7 +93,18 @@ def message_out(message: Message, sources: bool = True) -> MessageOut:
         ]
         if sources
         else [],
+        feedback=_rating(message),
     )
+
+
+def _rating(message: Message) -> Literal["up", "down"] | None:
+    """Return the loaded feedback of ``message`` as "up", "down" or None.
+
+    The store loads only the requesting user's row, so there is at most one.
+    """
+    if not message.feedback:
+        return None
+    return "up" if message.feedback[0].rating > 0 else "down"
 
 
 def detail_out(conversation: Conversation) -> ConversationDetail:
@@ -142,7 +153,7 @@ def list_conversations(
 def get_conversation(
     conversation_id: str, identity: IdentityDep, accounts: AccountsDep
 ) -> ConversationDetail:
-    """Return one conversation with its messages and their sources."""
+    """Return one conversation with its messages, sources and the user's ratings."""
     try:
         conversation = accounts.conversations.get(identity.user.id, conversation_id)
     except NotFound as error:
@@ -244,7 +255,7 @@ async def post_message(
 
     started = run.started
     if not stream:
-        async for _ in pump(run.events):
+        async for _ in pump(run.events, run.cancel):
             pass
         try:
             conversation, question, answer = await run_in_threadpool(
@@ -272,7 +283,7 @@ async def post_message(
         try:
             yield {"event": "turn", "data": json.dumps(opening, ensure_ascii=False)}
             pumping = True
-            async for event in pump(run.events):
+            async for event in pump(run.events, run.cancel):
                 yield encode_event(event)
         finally:
             if not pumping:
@@ -310,6 +321,18 @@ def put_feedback(
         comment=row.comment,
         updated_at=row.updated_at,
     )
+
+
+@router.delete("/messages/{message_id}/feedback", status_code=204, responses={404: {}})
+def delete_feedback(
+    message_id: str, identity: IdentityDep, accounts: AccountsDep
+) -> Response:
+    """Remove the user's rating of an answer; removing a missing rating is a no-op."""
+    try:
+        accounts.conversations.clear_feedback(identity.user.id, message_id)
+    except NotFound as error:
+        raise HTTPException(404, "Answer not found.") from error
+    return Response(status_code=204)
 
 
 @router.get("/feedback/export", response_class=Response)

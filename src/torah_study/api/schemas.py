@@ -56,6 +56,12 @@ class TextResponse(BaseModel):
     segments: list[SegmentOut]
     before: list[SegmentOut]
     after: list[SegmentOut]
+    # Set only for a request with section=true. They are the section in
+    # ``segments`` (normal form), the refs of its segments that the requested
+    # ref covers, and whether the section was cut at the cap.
+    section_ref: str | None = None
+    highlight: list[str] = Field(default_factory=list)
+    truncated: bool = False
 
 
 class SearchResponse(BaseModel):
@@ -235,6 +241,9 @@ class MessageOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     sources: list[SourceOut]
+    # The signed-in user's rating of this answer; None when unrated and for
+    # the user's own messages.
+    feedback: Literal["up", "down"] | None = None
 
 
 class ConversationDetail(ConversationOut):

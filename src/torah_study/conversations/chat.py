@@ -9,11 +9,13 @@ partial text kept) or ``failed`` (nothing was produced).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from torah_study.answer.pipeline import (
+    AnswerCancelled,
     AnswerPipeline,
     DoneEvent,
     ErrorEvent,
@@ -38,11 +40,16 @@ DELETED = "The conversation was deleted while this answer was being written."
 
 @dataclass
 class TurnRun:
-    """A started turn and the generator that answers it."""
+    """A started turn, the generator that answers it, and its stop signal.
+
+    Setting ``cancel`` stops the answer model at its next piece. The answer
+    is then saved ``interrupted`` with the text produced so far.
+    """
 
     started: StartedTurn
     query: str
     events: Iterator[Event]
+    cancel: threading.Event
 
 
 class ConversationChat:
@@ -67,8 +74,9 @@ class ConversationChat:
         history = self.store.history(user_id, conversation_id)
         query = self.rewriter(content, history) if history else content
         started = self.store.start_turn(user_id, conversation_id, content, query)
-        events = self._run(started, query, filters)
-        return TurnRun(started, query, events)
+        cancel = threading.Event()
+        events = self._run(started, query, filters, cancel)
+        return TurnRun(started, query, events, cancel)
 
     def abandon(self, started: StartedTurn) -> None:
         """Close an answer whose stream never began."""
@@ -81,7 +89,11 @@ class ConversationChat:
         )
 
     def _run(
-        self, started: StartedTurn, query: str, filters: Filters
+        self,
+        started: StartedTurn,
+        query: str,
+        filters: Filters,
+        cancel: threading.Event,
     ) -> Iterator[Event]:
         message_id = started.assistant_message.id
         began = time.perf_counter()
@@ -92,7 +104,7 @@ class ConversationChat:
         ranks: list[int] = []
         finished = False
         try:
-            for event in self.pipeline.run(query, filters):
+            for event in self.pipeline.run(query, filters, cancel):
                 if isinstance(event, SourcesEvent):
                     try:
                         self.store.save_sources(message_id, event.sources)
@@ -115,6 +127,11 @@ class ConversationChat:
                 elif isinstance(event, VerificationEvent):
                     verification = event.report
                 elif isinstance(event, DoneEvent):
+                    if cancel.is_set():
+                        # The client left after the model's last piece, so
+                        # the answer it received was not complete.
+                        logger.info("Answer %s was stopped at its end", message_id)
+                        return
                     verified = _verified_ranks(event, verification, ranks)
                     first = event.timings.get("first_token")
                     self.store.finish(
@@ -143,9 +160,11 @@ class ConversationChat:
                     )
                     finished = True
                 yield event
+        except AnswerCancelled:
+            logger.info("Answer %s was stopped by its client", message_id)
         finally:
-            # Reached when the stream is closed early (the client left) or
-            # an exception escaped: keep what was written.
+            # Reached when the stream is closed or cancelled early (the
+            # client left) or an exception escaped: keep what was written.
             if not finished:
                 partial = "".join(text)
                 self.store.finish(

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import QueryableAttribute, Session, selectinload, sessionmaker
 
 from torah_study.conversations.followup import Turn
 from torah_study.db.models import (
@@ -133,8 +133,14 @@ class ConversationStore:
         return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)
 
     def get(self, user_id: str, conversation_id: str) -> Conversation:
-        """Return the conversation with its messages and their sources."""
+        """Return the conversation with its messages, sources and feedback.
+
+        ``Message.feedback`` contains only the user's own rating, so it has
+        at most one row. Sources and feedback are read with one query each for
+        all messages.
+        """
         _check_id(conversation_id)
+        messages = selectinload(Conversation.messages)
         with self.read_sessions() as db:
             conversation = db.scalar(
                 select(Conversation)
@@ -143,7 +149,8 @@ class ConversationStore:
                     Conversation.user_id == user_id,
                 )
                 .options(
-                    selectinload(Conversation.messages).selectinload(Message.sources)
+                    messages.selectinload(Message.sources),
+                    messages.selectinload(_own_feedback(user_id)),
                 )
             )
         if conversation is None:
@@ -212,7 +219,11 @@ class ConversationStore:
     def turn(
         self, user_id: str, started: StartedTurn
     ) -> tuple[Conversation, Message, Message]:
-        """Read back a turn's conversation and its two messages with sources."""
+        """Read back a turn's conversation and its two messages.
+
+        The messages come with their sources and the user's feedback, as in
+        ``get``.
+        """
         ids = [started.user_message.id, started.assistant_message.id]
         with self.read_sessions() as db:
             conversation = db.scalar(
@@ -226,7 +237,10 @@ class ConversationStore:
                 for message in db.scalars(
                     select(Message)
                     .where(Message.id.in_(ids))
-                    .options(selectinload(Message.sources))
+                    .options(
+                        selectinload(Message.sources),
+                        selectinload(_own_feedback(user_id)),
+                    )
                 )
             }
         if conversation is None or len(rows) != len(ids):
@@ -389,13 +403,7 @@ class ConversationStore:
         _check_id(message_id)
         now = _now()
         with self.sessions.begin() as db:
-            message = db.scalar(
-                select(Message)
-                .join(Conversation, Conversation.id == Message.conversation_id)
-                .where(Message.id == message_id, Conversation.user_id == user_id)
-            )
-            if message is None or message.role != "assistant":
-                raise NotFound(message_id)
+            self._owned_answer(db, user_id, message_id)
             row = db.scalar(
                 select(Feedback).where(
                     Feedback.message_id == message_id, Feedback.user_id == user_id
@@ -409,6 +417,31 @@ class ConversationStore:
             row.updated_at = now
             db.flush()
         return row
+
+    def clear_feedback(self, user_id: str, message_id: str) -> None:
+        """Remove the user's rating of an answer; an unrated answer is left as is.
+
+        Raises NotFound when the message is not an answer in one of the
+        user's conversations.
+        """
+        _check_id(message_id)
+        with self.sessions.begin() as db:
+            self._owned_answer(db, user_id, message_id)
+            db.execute(
+                delete(Feedback).where(
+                    Feedback.message_id == message_id, Feedback.user_id == user_id
+                )
+            )
+
+    def _owned_answer(self, db: Session, user_id: str, message_id: str) -> Message:
+        message = db.scalar(
+            select(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.id == message_id, Conversation.user_id == user_id)
+        )
+        if message is None or message.role != "assistant":
+            raise NotFound(message_id)
+        return message
 
     def feedback_records(self, user_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Rated answers with their question and sources, oldest first.
@@ -450,6 +483,11 @@ class ConversationStore:
                     "created_at": feedback.created_at.isoformat(),
                     "updated_at": feedback.updated_at.isoformat(),
                 }
+
+
+def _own_feedback(user_id: str) -> QueryableAttribute[Any]:
+    """Return ``Message.feedback`` limited to one user's rows, for selectinload."""
+    return Message.feedback.and_(Feedback.user_id == user_id)
 
 
 def _check_id(identifier: str) -> None:

@@ -218,6 +218,10 @@ class Message(Base):
         passive_deletes=True,
         order_by="MessageSource.rank",
     )
+    # Ratings of this answer. Readers load them restricted to one user with
+    # ``selectinload(Message.feedback.and_(...))``. Rows are written through
+    # Feedback itself, never through this list.
+    feedback: Mapped[list[Feedback]] = relationship(viewonly=True)
 
 
 class MessageSource(Base):

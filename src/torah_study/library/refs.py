@@ -78,6 +78,19 @@ class Ref:
             text += "-" + self._he_address(tail, first_is_top=shared == 0)
         return text
 
+    def section(self, depth: int) -> Ref:
+        """Return the section that contains this ref in a book of ``depth`` levels.
+
+        A segment ref loses its last level ("Genesis 1:3" gives "Genesis 1",
+        "Berakhot 2a:3" gives "Berakhot 2a"), and a range of segments gives
+        the range of their sections ("Genesis 1:31-2:3" gives "Genesis 1-2").
+        A ref above segment level is already a section and is returned as is.
+        """
+        if not self.start or len(self.start) < depth:
+            return self
+        end = self.end[:-1] if self.end is not None else None
+        return Ref(self.book, self.start[:-1], end, self.talmud)
+
     def contains(self, other: Ref) -> bool:
         """Tell whether every segment of ``other`` lies inside this ref."""
         if other.book != self.book:

@@ -1,0 +1,100 @@
+"""The web app: static files built from ``web/`` and served at ``/``.
+
+The build is a static export (one HTML page plus hashed assets under
+``/_next``), so the service needs no Node.js at run time. Routes are added
+after the API's, so an API path always wins over a file of the same name.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+logger = logging.getLogger(__name__)
+
+# Where the build is looked for when no folder is configured: the build
+# output of the checkout this package is installed from.
+CHECKOUT = Path(__file__).resolve().parents[3] / "web" / "out"
+
+# Next.js writes small inline scripts that hydrate the page, hence
+# 'unsafe-inline' for scripts; everything else comes from this origin only.
+PAGE_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": PAGE_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+TOP_LEVEL_FILES = {".svg", ".ico", ".png", ".txt", ".webmanifest"}
+
+NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Torah Study</title></head>
+<body style="font-family: sans-serif; max-width: 40rem; margin: 3rem auto">
+<h1>Torah Study</h1>
+<p>The web app has not been built. Build it with <code>scripts/build-web.sh</code>
+(Node.js 20 and npm), or set <code>TORAH_STUDY_WEB_DIR</code> to a built copy,
+then restart the service.</p>
+<p>The HTTP API is running: see <a href="/docs">/docs</a>.</p>
+</body></html>
+"""
+
+
+def find_web_dir(configured: Path | None) -> Path | None:
+    """The folder holding the built ``index.html``, or None when there is none."""
+    folder = configured or CHECKOUT
+    if (folder / "index.html").is_file():
+        return folder.resolve()
+    if configured:
+        logger.warning("No index.html in TORAH_STUDY_WEB_DIR=%s", configured)
+    return None
+
+
+def add_web_app(app: FastAPI, folder: Path | None) -> None:
+    """Serve the built app at ``/`` and its assets; explain when it is missing."""
+    if folder is None:
+        logger.warning("The web app is not built; / explains how to build it")
+
+        @app.get("/", include_in_schema=False)
+        def not_built() -> Response:
+            return HTMLResponse(NOT_BUILT, status_code=503, headers=PAGE_HEADERS)
+
+        return
+
+    index = folder / "index.html"
+    logger.info("Serving the web app from %s", folder)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        return FileResponse(index, media_type="text/html", headers=PAGE_HEADERS)
+
+    assets = folder / "_next"
+    if assets.is_dir():
+        app.mount("/_next", StaticFiles(directory=assets), name="web-assets")
+
+    @app.get("/{name}", include_in_schema=False)
+    def top_level_file(name: str) -> Response:
+        path = folder / name
+        if (
+            path.suffix not in TOP_LEVEL_FILES
+            or path.parent != folder
+            or not path.is_file()
+        ):
+            raise HTTPException(status_code=404, detail="Not Found")
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})

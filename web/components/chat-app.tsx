@@ -1,0 +1,439 @@
+"use client";
+
+// The signed-in app: the sidebar of conversations, the conversation with its
+// streamed answers, and the source panel.
+
+import { Download, Menu, Send, Square } from "lucide-react";
+import { useCallback, useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+
+import { MessageView } from "@/components/message";
+import { ParashahCard } from "@/components/parashah-card";
+import { Sidebar } from "@/components/sidebar";
+import { SourcePanel } from "@/components/source-panel";
+import { Button } from "@/components/ui/button";
+import { Textarea } from "@/components/ui/input";
+import { ApiError, api, authorized } from "@/lib/api";
+import { useI18n } from "@/lib/i18n";
+import { askStream } from "@/lib/stream";
+import type { Conversation, ConversationDetail, ConversationPage, Message, Source, User, Verification } from "@/lib/types";
+import { sefariaUrl } from "@/lib/utils";
+
+const DIASPORA = "torah-study.diaspora";
+
+type Panel = { messageId: string; rank: number | null };
+
+type LiveSource = {
+  n: number;
+  ref: string;
+  he_ref: string;
+  he: string;
+  en: string;
+  book: string;
+  categories: string[];
+};
+
+function urlParam(name: string): string | null {
+  return new URLSearchParams(window.location.search).get(name);
+}
+
+function setUrlConversation(id: string | null, push: boolean): void {
+  const url = new URL(window.location.href);
+  if (id) url.searchParams.set("c", id);
+  else url.searchParams.delete("c");
+  if (url.href === window.location.href) return;
+  if (push) window.history.pushState(null, "", url);
+  else window.history.replaceState(null, "", url);
+}
+
+export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void }) {
+  const { t } = useI18n();
+  const [conversations, setConversations] = useState<Conversation[]>([]);
+  const [activeId, setActiveId] = useState<string | null>(null);
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [liveId, setLiveId] = useState<string | null>(null);
+  const [panel, setPanel] = useState<Panel | null>(null);
+  const [draft, setDraft] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [sidebarOpen, setSidebarOpen] = useState(false);
+  const [diaspora, setDiaspora] = useState<boolean | null>(null);
+  const [calendar, setCalendar] = useState(false);
+  const [status, setStatus] = useState("");
+  const abort = useRef<AbortController | null>(null);
+  const composer = useRef<HTMLTextAreaElement>(null);
+  const bottom = useRef<HTMLDivElement>(null);
+
+  const loadList = useCallback(async () => {
+    const page = await api<ConversationPage>("/conversations?limit=100");
+    setConversations(page.items);
+  }, []);
+
+  const open = useCallback(async (id: string | null, push = true) => {
+    abort.current?.abort();
+    setPanel(null);
+    setError(null);
+    setActiveId(id);
+    setUrlConversation(id, push);
+    setSidebarOpen(false);
+    if (!id) {
+      setMessages([]);
+      composer.current?.focus();
+      return;
+    }
+    try {
+      const detail = await api<ConversationDetail>(`/conversations/${encodeURIComponent(id)}`);
+      setMessages(detail.messages);
+    } catch (problem) {
+      setMessages([]);
+      setError(problem instanceof ApiError && problem.status === 404 ? t.notFound : String(problem));
+    }
+  }, [t.notFound]);
+
+  useEffect(() => {
+    const saved = window.localStorage.getItem(DIASPORA);
+    if (saved === "true" || saved === "false") setDiaspora(saved === "true");
+    void loadList().catch((problem) => setError(String(problem)));
+    void open(urlParam("c"), false);
+    const onPop = () => void open(urlParam("c"), false);
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+    // Runs once, when the signed-in app appears.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useEffect(() => {
+    bottom.current?.scrollIntoView({ block: "end" });
+  }, [messages]);
+
+  useEffect(() => {
+    function onKey(event: globalThis.KeyboardEvent) {
+      if (event.key === "Escape" && panel) setPanel(null);
+    }
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [panel]);
+
+  function patch(id: string, change: (message: Message) => Message) {
+    setMessages((current) => current.map((m) => (m.id === id ? change(m) : m)));
+  }
+
+  async function ask(question: string) {
+    const content = question.trim();
+    if (!content || liveId) return;
+    setError(null);
+    let conversationId = activeId;
+    try {
+      if (!conversationId) {
+        const created = await api<Conversation>("/conversations", { method: "POST", body: "{}" });
+        conversationId = created.id;
+        setActiveId(created.id);
+        setUrlConversation(created.id, true);
+        setConversations((current) => [created, ...current]);
+      }
+    } catch (problem) {
+      setError(String(problem instanceof Error ? problem.message : problem));
+      return;
+    }
+    const questionId = `local-q-${Date.now()}`;
+    let answerId = `local-a-${Date.now()}`;
+    const blank = { status: "complete" as const, mode: null, error: null, verification: null, feedback: null, sources: [] };
+    setMessages((current) => [
+      ...current,
+      { ...blank, id: questionId, role: "user", content },
+      { ...blank, id: answerId, role: "assistant", content: "", status: "streaming" },
+    ]);
+    setDraft("");
+    setLiveId(answerId);
+    setStatus(t.thinking);
+    const controller = new AbortController();
+    abort.current = controller;
+    let ended = false;
+    try {
+      for await (const { event, data } of askStream(conversationId, content, controller.signal)) {
+        if (event === "turn") {
+          const turn = data as { user_message_id: string; assistant_message_id: string; title: string | null };
+          const oldAnswer = answerId;
+          answerId = turn.assistant_message_id;
+          setLiveId(answerId);
+          setMessages((current) =>
+            current.map((m) =>
+              m.id === questionId ? { ...m, id: turn.user_message_id } : m.id === oldAnswer ? { ...m, id: answerId } : m,
+            ),
+          );
+          if (turn.title) {
+            const id = conversationId;
+            setConversations((current) => current.map((c) => (c.id === id ? { ...c, title: turn.title } : c)));
+          }
+        } else if (event === "sources") {
+          const payload = data as { sources: LiveSource[]; mode: string };
+          const sources: Source[] = payload.sources.map((s) => ({
+            rank: s.n,
+            ref: s.ref,
+            he_ref: s.he_ref || null,
+            book: s.book,
+            category: s.categories?.[0] ?? null,
+            verified: null,
+            url: sefariaUrl(s.ref),
+            he: s.he,
+            en: s.en,
+          }));
+          const id = answerId;
+          patch(id, (m) => ({ ...m, sources, mode: payload.mode }));
+        } else if (event === "token") {
+          const id = answerId;
+          const piece = String(data);
+          patch(id, (m) => ({ ...m, content: m.content + piece }));
+        } else if (event === "verification") {
+          const id = answerId;
+          const report = data as Verification;
+          const cited = new Set(report.citations ?? []);
+          patch(id, (m) => ({
+            ...m,
+            verification: report,
+            sources: m.sources.map((s) => ({ ...s, verified: cited.has(s.rank) })),
+          }));
+        } else if (event === "done") {
+          const id = answerId;
+          const done = data as { answer: string; mode: string };
+          ended = true;
+          patch(id, (m) => ({ ...m, status: "complete", content: done.answer, mode: done.mode }));
+        } else if (event === "error") {
+          const id = answerId;
+          const failure = data as { message: string };
+          ended = true;
+          patch(id, (m) => ({ ...m, status: m.content ? "interrupted" : "failed", error: failure.message }));
+        }
+      }
+      if (!ended) {
+        const id = answerId;
+        patch(id, (m) => ({ ...m, status: "interrupted" }));
+      }
+    } catch (problem) {
+      const id = answerId;
+      if (controller.signal.aborted) {
+        patch(id, (m) => ({ ...m, status: "interrupted", sources: m.sources.map((s) => ({ ...s, verified: s.verified ?? false })) }));
+      } else {
+        const message = problem instanceof Error ? problem.message : String(problem);
+        patch(id, (m) => ({ ...m, status: m.content ? "interrupted" : "failed", error: message }));
+      }
+    } finally {
+      abort.current = null;
+      setLiveId(null);
+      setStatus("");
+    }
+    if (!controller.signal.aborted) {
+      // Read back what the service saved: ids, verified sources, title.
+      try {
+        const detail = await api<ConversationDetail>(`/conversations/${encodeURIComponent(conversationId)}`);
+        setMessages((current) => mergeSaved(current, detail.messages));
+      } catch {
+        // Keep what the stream showed.
+      }
+    }
+    void loadList().catch(() => {});
+  }
+
+  function stop() {
+    abort.current?.abort();
+  }
+
+  async function rate(message: Message, rating: "up" | "down" | null) {
+    const path = `/messages/${encodeURIComponent(message.id)}/feedback`;
+    try {
+      if (rating) await api(path, { method: "PUT", body: JSON.stringify({ rating }) });
+      else await api(path, { method: "DELETE" });
+      patch(message.id, (m) => ({ ...m, feedback: rating }));
+    } catch (problem) {
+      setError(problem instanceof Error ? problem.message : String(problem));
+    }
+  }
+
+  async function exportMarkdown() {
+    if (!activeId) return;
+    const response = await authorized(`/conversations/${encodeURIComponent(activeId)}/export`);
+    if (!response.ok) {
+      setError(`${t.errorTitle}: HTTP ${response.status}`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `conversation-${activeId}.md`;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    window.setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  async function rename(id: string, title: string) {
+    const updated = await api<Conversation>(`/conversations/${encodeURIComponent(id)}`, {
+      method: "PATCH",
+      body: JSON.stringify({ title }),
+    });
+    setConversations((current) => current.map((c) => (c.id === id ? updated : c)));
+  }
+
+  async function remove(id: string) {
+    try {
+      await api(`/conversations/${encodeURIComponent(id)}`, { method: "DELETE" });
+    } catch (problem) {
+      if (!(problem instanceof ApiError && problem.status === 404)) {
+        setError(problem instanceof Error ? problem.message : String(problem));
+        return;
+      }
+    }
+    setConversations((current) => current.filter((c) => c.id !== id));
+    if (id === activeId) void open(null);
+  }
+
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    void ask(draft);
+  }
+
+  function onComposerKey(event: KeyboardEvent<HTMLTextAreaElement>) {
+    if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
+      event.preventDefault();
+      void ask(draft);
+    }
+  }
+
+  const panelMessage = panel ? messages.find((m) => m.id === panel.messageId) : undefined;
+  const active = conversations.find((c) => c.id === activeId);
+  const lastAssistant = [...messages].reverse().find((m) => m.role === "assistant");
+
+  return (
+    <div className="flex h-full">
+      <a href="#question" className="sr-only focus:not-sr-only focus:absolute focus:start-2 focus:top-2 focus:z-50 focus:rounded focus:bg-background focus:p-2">
+        {t.skipToQuestion}
+      </a>
+      {sidebarOpen && (
+        <div className="fixed inset-0 z-30 bg-black/40 md:hidden" aria-hidden onClick={() => setSidebarOpen(false)} />
+      )}
+      <Sidebar
+        conversations={conversations}
+        activeId={activeId}
+        email={user.email}
+        diaspora={diaspora ?? calendar}
+        open={sidebarOpen}
+        onClose={() => setSidebarOpen(false)}
+        onSelect={(id) => void open(id)}
+        onNew={() => void open(null)}
+        onRename={rename}
+        onDelete={remove}
+        onDiaspora={(value) => {
+          window.localStorage.setItem(DIASPORA, String(value));
+          setDiaspora(value);
+        }}
+        onSignOut={onSignOut}
+      />
+      <main className="flex min-w-0 flex-1 flex-col" aria-label={t.mainLabel}>
+        <header className="flex items-center gap-2 border-b border-border px-3 py-2">
+          <Button variant="ghost" size="icon" className="md:hidden" onClick={() => setSidebarOpen(true)} aria-label={t.openSidebar} aria-expanded={sidebarOpen}>
+            <Menu />
+          </Button>
+          <h1 className="min-w-0 flex-1 truncate font-semibold" dir="auto" data-testid="conversation-title">
+            {activeId ? active?.title || t.untitled : t.newConversation}
+          </h1>
+          {activeId && messages.length > 0 && (
+            <Button variant="ghost" size="sm" onClick={() => void exportMarkdown()} data-testid="export">
+              <Download aria-hidden /> <span className="max-sm:sr-only">{t.export}</span>
+            </Button>
+          )}
+        </header>
+        <div className="flex-1 overflow-y-auto">
+          <div className="mx-auto flex w-full max-w-3xl flex-col gap-4 px-4 py-6">
+            {error && (
+              <p role="alert" className="rounded-md border border-destructive/40 bg-red-50 p-3 text-sm text-destructive" data-testid="chat-error">
+                {error}
+              </p>
+            )}
+            {messages.length === 0 && !error && (
+              <div className="flex flex-col items-center gap-6 py-6 text-center" data-testid="empty-state">
+                <div>
+                  <h2 className="text-2xl font-semibold">{t.emptyTitle}</h2>
+                  <p className="mt-2 text-muted-foreground">{t.emptyBody}</p>
+                </div>
+                <ParashahCard
+                  diaspora={diaspora}
+                  day={urlParam("date")}
+                  onAsk={(q) => void ask(q)}
+                  onCalendar={setCalendar}
+                />
+              </div>
+            )}
+            <ol className="flex flex-col gap-5" data-testid="messages">
+              {messages.map((message, index) => (
+                <MessageView
+                  key={message.id}
+                  message={message}
+                  live={message.id === liveId}
+                  canRetry={!liveId && message === lastAssistant && index > 0}
+                  onCite={(rank) => setPanel({ messageId: message.id, rank })}
+                  onShowSources={() => setPanel({ messageId: message.id, rank: null })}
+                  onRetry={() => void ask(messages[index - 1]?.content ?? "")}
+                  onRate={(rating) => void rate(message, rating)}
+                />
+              ))}
+            </ol>
+            <div ref={bottom} />
+          </div>
+        </div>
+        <p className="sr-only" role="status" aria-live="polite">
+          {status}
+        </p>
+        <form onSubmit={submit} className="border-t border-border p-3">
+          <div className="mx-auto flex w-full max-w-3xl items-end gap-2">
+            <label htmlFor="question" className="sr-only">
+              {t.askLabel}
+            </label>
+            <Textarea
+              id="question"
+              ref={composer}
+              rows={2}
+              dir="auto"
+              maxLength={2000}
+              value={draft}
+              placeholder={t.askPlaceholder}
+              onChange={(event) => setDraft(event.target.value)}
+              onKeyDown={onComposerKey}
+              data-testid="question"
+            />
+            {liveId ? (
+              <Button type="button" variant="destructive" onClick={stop} data-testid="stop">
+                <Square aria-hidden /> {t.stop}
+              </Button>
+            ) : (
+              <Button type="submit" disabled={!draft.trim()} data-testid="send">
+                <Send aria-hidden className="rtl:-scale-x-100" /> {t.send}
+              </Button>
+            )}
+          </div>
+        </form>
+      </main>
+      {panel && panelMessage && (
+        <div className="fixed inset-0 z-30 bg-background lg:static lg:z-auto lg:w-[30rem] lg:shrink-0">
+          <SourcePanel
+            sources={panelMessage.sources}
+            selected={panel.rank}
+            verification={panelMessage.verification}
+            onClose={() => setPanel(null)}
+          />
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** Replace streamed messages with their saved form, keeping texts already loaded. */
+function mergeSaved(current: Message[], saved: Message[]): Message[] {
+  const live = new Map(current.map((m) => [m.id, m]));
+  return saved.map((message) => {
+    const shown = live.get(message.id);
+    if (!shown) return message;
+    const texts = new Map(shown.sources.map((s) => [s.ref, s]));
+    return {
+      ...message,
+      sources: message.sources.map((s) => ({ ...s, he: texts.get(s.ref)?.he, en: texts.get(s.ref)?.en })),
+    };
+  });
+}
