@@ -18,7 +18,7 @@ import pytest
 from browsing import REPO, Site
 from openai_stub import stub_server
 
-from servers import accounts_settings, live_server
+from servers import Mailbox, accounts_settings, live_server
 from torah_study.answer.llm.openai_compat import OpenAICompatibleModel
 from torah_study.answer.pipeline import AnswerPipeline
 from torah_study.api.app import create_app
@@ -73,6 +73,35 @@ def site(
 
 
 @pytest.fixture(scope="session")
+def mfa_site(
+    services: Services,
+    library_settings: Settings,
+    smtp_server: tuple[int, Mailbox],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Site, Mailbox]]:
+    """The service with email codes on, mailing them to a local SMTP server."""
+    if not (WEB_DIR / "index.html").is_file():
+        _unavailable(f"no web app build in {WEB_DIR}; run scripts/build-web.sh")
+    port, mailbox = smtp_server
+    database = tmp_path_factory.mktemp("web-mfa") / "accounts.db"
+    settings = accounts_settings(
+        library_settings,
+        f"sqlite:///{database}",
+        web_dir=WEB_DIR,
+        mfa_enabled=True,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+    )
+    with stub_server() as stub:
+        accounts = build_accounts(settings, services.catalog)
+        app = create_app(settings, services=services, accounts=accounts)
+        with live_server(app) as url:
+            yield Site(url, stub, settings), mailbox
+        accounts.close()
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -91,13 +120,25 @@ def browser() -> Iterator[Any]:
 @pytest.fixture()
 def page(browser: Any, site: Site) -> Iterator[Any]:
     """A fresh browser profile on the site; page errors and dialogs fail the test."""
+    yield from _open_page(browser, site.url, {"width": 1400, "height": 900})
+
+
+@pytest.fixture()
+def phone(browser: Any, site: Site) -> Iterator[Any]:
+    """Like ``page``, on a phone-sized screen."""
+    yield from _open_page(browser, site.url, {"width": 390, "height": 844})
+
+
+@pytest.fixture()
+def mfa_page(browser: Any, mfa_site: tuple[Site, Mailbox]) -> Iterator[Any]:
+    yield from _open_page(browser, mfa_site[0].url, {"width": 1400, "height": 900})
+
+
+def _open_page(browser: Any, url: str, viewport: dict[str, int]) -> Iterator[Any]:
     context = browser.new_context(
-        base_url=site.url,
-        viewport={"width": 1400, "height": 900},
-        locale="en-US",
-        accept_downloads=True,
+        base_url=url, viewport=viewport, locale="en-US", accept_downloads=True
     )
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
     opened = context.new_page()
     opened.set_default_timeout(30_000)
     problems: list[str] = []

@@ -384,3 +384,100 @@ def test_text_contrast_passes_wcag_aa(page: Any) -> None:
     expect(page.locator("[data-testid=source-card][data-active]")).to_be_visible()
     failures = page.evaluate(CONTRAST_AUDIT.read_text(encoding="utf-8"))
     assert failures == [], failures
+
+
+def test_email_code_step_signs_in(mfa_page: Any, mfa_site: tuple[Any, Any]) -> None:
+    page, (_, mailbox) = mfa_page, mfa_site
+    email = new_email()
+    page.goto("/")
+    page.get_by_role("button", name="New here? Create an account").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Create account", exact=True).click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    page.get_by_label("Six-digit code").fill(mailbox.code_for(email))
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_test_id("sidebar")).to_be_visible()
+
+    page.get_by_test_id("sign-out").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    screenshot(page, "08-email-code")
+    code = mailbox.code_for(email)
+    wrong = "000000" if code != "000000" else "111111"
+    page.get_by_label("Six-digit code").fill(wrong)
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_test_id("auth-error")).to_be_visible()
+    page.get_by_label("Six-digit code").fill(code)
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_test_id("sidebar")).to_be_visible()
+
+
+def test_expired_access_token_is_renewed(page: Any, site: Site) -> None:
+    register(page, new_email())
+    ask(page, QUESTION)
+    expect(last_answer(page)).to_have_attribute(
+        "data-status", "complete", timeout=60_000
+    )
+    refresh = page.evaluate("localStorage.getItem('torah-study.refresh')")
+    page.evaluate("localStorage.setItem('torah-study.access', 'expired')")
+    page.reload()
+    expect(page.get_by_test_id("conversation-item")).to_have_count(1)
+    expect(page.get_by_test_id("user-text")).to_have_text(QUESTION)
+    assert access_token(page) != "expired"
+    assert page.evaluate("localStorage.getItem('torah-study.refresh')") != refresh
+
+
+def test_ended_session_returns_to_sign_in(page: Any, site: Site) -> None:
+    register(page, new_email())
+    with site.client() as client:
+        response = client.post(
+            "/auth/logout", headers={"Authorization": f"Bearer {access_token(page)}"}
+        )
+    assert response.status_code == 204
+    ask(page, QUESTION)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text(
+        "Your session ended. Please sign in again."
+    )
+
+
+def test_question_outside_the_library_looks_abstained(page: Any) -> None:
+    register(page, new_email())
+    ask(page, "What is the capital of France?")
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-status", "complete", timeout=60_000)
+    expect(answer).to_have_attribute("data-mode", "abstain")
+    expect(answer.get_by_test_id("abstained")).to_have_text("No source in the library")
+    expect(answer.locator("button.citation")).to_have_count(0)
+
+
+def test_phone_layout_folds_the_sidebar(phone: Any) -> None:
+    register(phone, new_email())
+    sidebar = phone.get_by_test_id("sidebar")
+    box = sidebar.bounding_box()
+    assert box["x"] + box["width"] <= 0, "the sidebar should start folded away"
+    ask(phone, QUESTION)
+    expect(last_answer(phone)).to_have_attribute(
+        "data-status", "complete", timeout=60_000
+    )
+    last_answer(phone).locator("button.citation").first.click()
+    panel = phone.get_by_test_id("source-panel")
+    expect(panel).to_be_in_viewport()
+    screenshot(phone, "09-phone-sources")
+    phone.get_by_role("button", name="Close sources").click()
+    expect(panel).to_have_count(0)
+
+    phone.get_by_role("button", name="Show conversations").click()
+    phone.wait_for_timeout(400)  # the slide-in transition
+    box = sidebar.bounding_box()
+    assert box["x"] >= 0
+    expect(phone.get_by_test_id("conversation-item")).to_have_count(1)
+    screenshot(phone, "10-phone-sidebar")
+    phone.get_by_test_id("new-conversation").click()
+    phone.wait_for_timeout(400)
+    box = sidebar.bounding_box()
+    assert box["x"] + box["width"] <= 0
+    expect(phone.get_by_test_id("empty-state")).to_be_visible()
