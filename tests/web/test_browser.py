@@ -481,3 +481,22 @@ def test_phone_layout_folds_the_sidebar(phone: Any) -> None:
     box = sidebar.bounding_box()
     assert box["x"] + box["width"] <= 0
     expect(phone.get_by_test_id("empty-state")).to_be_visible()
+
+
+def test_older_conversations_load_on_request(page: Any, site: Site) -> None:
+    register(page, new_email())
+    headers = {"Authorization": f"Bearer {access_token(page)}"}
+    with site.client() as client:
+        for number in range(55):
+            response = client.post(
+                "/conversations", headers=headers, json={"title": f"Study {number}"}
+            )
+            assert response.status_code == 201
+    page.reload()
+    items = page.get_by_test_id("conversation-item")
+    expect(items).to_have_count(50)
+    expect(items.first).to_contain_text("Study 54")
+    page.get_by_test_id("more-conversations").click()
+    expect(items).to_have_count(55)
+    expect(items.last).to_contain_text("Study 0")
+    expect(page.get_by_test_id("more-conversations")).to_have_count(0)

@@ -19,6 +19,7 @@ import type { Conversation, ConversationDetail, ConversationPage, Message, Sourc
 import { sefariaUrl } from "@/lib/utils";
 
 const DIASPORA = "torah-study.diaspora";
+const PAGE_SIZE = 50;
 
 type Panel = { messageId: string; rank: number | null };
 
@@ -62,10 +63,29 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
   const composer = useRef<HTMLTextAreaElement>(null);
   const bottom = useRef<HTMLDivElement>(null);
 
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
+
   const loadList = useCallback(async () => {
-    const page = await api<ConversationPage>("/conversations?limit=100");
+    const page = await api<ConversationPage>(`/conversations?limit=${PAGE_SIZE}`);
     setConversations(page.items);
+    setNextCursor(page.next_cursor);
   }, []);
+
+  async function loadMore() {
+    if (!nextCursor) return;
+    try {
+      const page = await api<ConversationPage>(
+        `/conversations?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(nextCursor)}`,
+      );
+      setConversations((current) => {
+        const known = new Set(current.map((c) => c.id));
+        return [...current, ...page.items.filter((c) => !known.has(c.id))];
+      });
+      setNextCursor(page.next_cursor);
+    } catch (problem) {
+      setError(problem instanceof Error ? problem.message : String(problem));
+    }
+  }
 
   const open = useCallback(async (id: string | null, push = true) => {
     abort.current?.abort();
@@ -318,6 +338,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
         onClose={() => setSidebarOpen(false)}
         onSelect={(id) => void open(id)}
         onNew={() => void open(null)}
+        onMore={nextCursor ? () => void loadMore() : null}
         onRename={rename}
         onDelete={remove}
         onDiaspora={(value) => {

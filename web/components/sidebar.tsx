@@ -35,6 +35,7 @@ type Props = {
   onClose: () => void;
   onSelect: (id: string) => void;
   onNew: () => void;
+  onMore: (() => void) | null; // null when every conversation is listed
   onRename: (id: string, title: string) => Promise<void>;
   onDelete: (id: string) => Promise<void>;
   onDiaspora: (value: boolean) => void;
@@ -128,6 +129,13 @@ export function Sidebar(props: Props) {
             </li>
           );
         })}
+        {props.onMore && (
+          <li>
+            <Button variant="ghost" size="sm" className="w-full" onClick={props.onMore} data-testid="more-conversations">
+              {t.moreConversations}
+            </Button>
+          </li>
+        )}
       </ul>
       <div className="space-y-2 border-t border-border p-3 text-sm">
         <fieldset className="flex items-center gap-2">
