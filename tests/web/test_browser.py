@@ -14,6 +14,7 @@ from browsing import Site, screenshot
 from servers import TEST_PASSWORD
 
 CONTRAST_AUDIT = Path(__file__).with_name("contrast.js")
+NAMES_AUDIT = Path(__file__).with_name("names.js")
 pytestmark = [pytest.mark.corpus, pytest.mark.slow, pytest.mark.browser]
 
 QUESTION = "Where does the Torah say to love your neighbor as yourself?"
@@ -384,6 +385,21 @@ def test_text_contrast_passes_wcag_aa(page: Any) -> None:
     expect(page.locator("[data-testid=source-card][data-active]")).to_be_visible()
     failures = page.evaluate(CONTRAST_AUDIT.read_text(encoding="utf-8"))
     assert failures == [], failures
+
+
+def test_every_control_has_a_name(page: Any) -> None:
+    register(page, new_email())
+    ask(page, QUESTION)
+    expect(last_answer(page)).to_have_attribute(
+        "data-status", "complete", timeout=60_000
+    )
+    last_answer(page).locator("button.citation").first.click()
+    expect(page.locator("[data-testid=source-card][data-active]")).to_be_visible()
+    unnamed = page.evaluate(NAMES_AUDIT.read_text(encoding="utf-8"))
+    assert unnamed == [], unnamed
+    page.get_by_test_id("language-toggle").click()
+    unnamed = page.evaluate(NAMES_AUDIT.read_text(encoding="utf-8"))
+    assert unnamed == [], unnamed
 
 
 def test_email_code_step_signs_in(mfa_page: Any, mfa_site: tuple[Any, Any]) -> None:
