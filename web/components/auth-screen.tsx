@@ -1,7 +1,7 @@
 "use client";
 
 // Sign in, create an account, and the emailed-code step when the service
-// asks for one.
+// requires one.
 
 import { useState, type FormEvent } from "react";
 
@@ -53,7 +53,9 @@ export function AuthScreen({ notice, onSignedIn }: Props) {
     }
   }
 
-  const title = challenge ? t.codeTitle : mode === "login" ? t.signIn : t.register;
+  let title = mode === "login" ? t.signIn : t.register;
+  if (challenge) title = t.codeTitle;
+  const action = challenge ? t.verify : title;
   return (
     <main className="flex min-h-full flex-col items-center justify-center bg-muted/60 p-4">
       <div className="absolute end-4 top-4">
@@ -129,7 +131,7 @@ export function AuthScreen({ notice, onSignedIn }: Props) {
             </p>
           )}
           <Button type="submit" className="w-full" disabled={busy}>
-            {busy ? t.working : challenge ? t.verify : title}
+            {busy ? t.working : action}
           </Button>
         </form>
         <div className="mt-4 text-center">

@@ -14,7 +14,7 @@ import { Button } from "@/components/ui/button";
 import { Textarea } from "@/components/ui/input";
 import { ApiError, api, authorized } from "@/lib/api";
 import { useI18n } from "@/lib/i18n";
-import { askStream } from "@/lib/stream";
+import { askStream, type StreamEvent } from "@/lib/stream";
 import type { Conversation, ConversationDetail, ConversationPage, Message, Source, User, Verification } from "@/lib/types";
 import { sefariaUrl } from "@/lib/utils";
 
@@ -22,6 +22,9 @@ const DIASPORA = "torah-study.diaspora";
 const PAGE_SIZE = 50;
 
 type Panel = { messageId: string; rank: number | null };
+
+/** The ids of a question and answer while the answer streams. */
+type LiveTurn = { conversationId: string; questionId: string; answerId: string; ended: boolean };
 
 type LiveSource = {
   n: number;
@@ -136,6 +139,60 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
     setMessages((current) => current.map((m) => (m.id === id ? change(m) : m)));
   }
 
+  /** Apply one event of a streamed answer to the messages on screen. */
+  function apply({ event, data }: StreamEvent, turn: LiveTurn) {
+    const id = turn.answerId;
+    if (event === "turn") {
+      const opening = data as { user_message_id: string; assistant_message_id: string; title: string | null };
+      turn.answerId = opening.assistant_message_id;
+      setLiveId(turn.answerId);
+      setMessages((current) =>
+        current.map((m) => {
+          if (m.id === turn.questionId) return { ...m, id: opening.user_message_id };
+          if (m.id === id) return { ...m, id: opening.assistant_message_id };
+          return m;
+        }),
+      );
+      if (opening.title) {
+        const title = opening.title;
+        setConversations((current) => current.map((c) => (c.id === turn.conversationId ? { ...c, title } : c)));
+      }
+    } else if (event === "sources") {
+      const payload = data as { sources: LiveSource[]; mode: string };
+      const sources: Source[] = payload.sources.map((s) => ({
+        rank: s.n,
+        ref: s.ref,
+        he_ref: s.he_ref || null,
+        book: s.book,
+        category: s.categories?.[0] ?? null,
+        verified: null,
+        url: sefariaUrl(s.ref),
+        he: s.he,
+        en: s.en,
+      }));
+      patch(id, (m) => ({ ...m, sources, mode: payload.mode }));
+    } else if (event === "token") {
+      const piece = String(data);
+      patch(id, (m) => ({ ...m, content: m.content + piece }));
+    } else if (event === "verification") {
+      const report = data as Verification;
+      const cited = new Set(report.citations ?? []);
+      patch(id, (m) => ({
+        ...m,
+        verification: report,
+        sources: m.sources.map((s) => ({ ...s, verified: cited.has(s.rank) })),
+      }));
+    } else if (event === "done") {
+      const done = data as { answer: string; mode: string };
+      turn.ended = true;
+      patch(id, (m) => ({ ...m, status: "complete", content: done.answer, mode: done.mode }));
+    } else if (event === "error") {
+      const failure = data as { message: string };
+      turn.ended = true;
+      patch(id, (m) => ({ ...m, status: m.content ? "interrupted" : "failed", error: failure.message }));
+    }
+  }
+
   async function ask(question: string) {
     const content = question.trim();
     if (!content || liveId) return;
@@ -154,7 +211,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       return;
     }
     const questionId = `local-q-${Date.now()}`;
-    let answerId = `local-a-${Date.now()}`;
+    const answerId = `local-a-${Date.now()}`;
     const blank = { status: "complete" as const, mode: null, error: null, verification: null, feedback: null, sources: [] };
     setMessages((current) => [
       ...current,
@@ -166,69 +223,17 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
     setStatus(t.thinking);
     const controller = new AbortController();
     abort.current = controller;
-    let ended = false;
+    const turn: LiveTurn = { conversationId, questionId, answerId, ended: false };
     try {
-      for await (const { event, data } of askStream(conversationId, content, controller.signal)) {
-        if (event === "turn") {
-          const turn = data as { user_message_id: string; assistant_message_id: string; title: string | null };
-          const oldAnswer = answerId;
-          answerId = turn.assistant_message_id;
-          setLiveId(answerId);
-          setMessages((current) =>
-            current.map((m) =>
-              m.id === questionId ? { ...m, id: turn.user_message_id } : m.id === oldAnswer ? { ...m, id: answerId } : m,
-            ),
-          );
-          if (turn.title) {
-            const id = conversationId;
-            setConversations((current) => current.map((c) => (c.id === id ? { ...c, title: turn.title } : c)));
-          }
-        } else if (event === "sources") {
-          const payload = data as { sources: LiveSource[]; mode: string };
-          const sources: Source[] = payload.sources.map((s) => ({
-            rank: s.n,
-            ref: s.ref,
-            he_ref: s.he_ref || null,
-            book: s.book,
-            category: s.categories?.[0] ?? null,
-            verified: null,
-            url: sefariaUrl(s.ref),
-            he: s.he,
-            en: s.en,
-          }));
-          const id = answerId;
-          patch(id, (m) => ({ ...m, sources, mode: payload.mode }));
-        } else if (event === "token") {
-          const id = answerId;
-          const piece = String(data);
-          patch(id, (m) => ({ ...m, content: m.content + piece }));
-        } else if (event === "verification") {
-          const id = answerId;
-          const report = data as Verification;
-          const cited = new Set(report.citations ?? []);
-          patch(id, (m) => ({
-            ...m,
-            verification: report,
-            sources: m.sources.map((s) => ({ ...s, verified: cited.has(s.rank) })),
-          }));
-        } else if (event === "done") {
-          const id = answerId;
-          const done = data as { answer: string; mode: string };
-          ended = true;
-          patch(id, (m) => ({ ...m, status: "complete", content: done.answer, mode: done.mode }));
-        } else if (event === "error") {
-          const id = answerId;
-          const failure = data as { message: string };
-          ended = true;
-          patch(id, (m) => ({ ...m, status: m.content ? "interrupted" : "failed", error: failure.message }));
-        }
+      for await (const streamEvent of askStream(conversationId, content, controller.signal)) {
+        apply(streamEvent, turn);
       }
-      if (!ended) {
-        const id = answerId;
+      if (!turn.ended) {
+        const id = turn.answerId;
         patch(id, (m) => ({ ...m, status: "interrupted" }));
       }
     } catch (problem) {
-      const id = answerId;
+      const id = turn.answerId;
       if (controller.signal.aborted) {
         patch(id, (m) => ({ ...m, status: "interrupted", sources: m.sources.map((s) => ({ ...s, verified: s.verified ?? false })) }));
       } else {

@@ -5,14 +5,7 @@ export function cn(...inputs: ClassValue[]): string {
   return twMerge(clsx(inputs));
 }
 
-/** True when the text is mostly Hebrew letters. */
-export function isHebrew(text: string): boolean {
-  const hebrew = (text.match(/[\u0590-\u05FF]/g) ?? []).length;
-  const latin = (text.match(/[A-Za-z]/g) ?? []).length;
-  return hebrew > latin;
-}
-
-/** The sefaria.org address of a ref, written the way the service writes it. */
+/** Build the sefaria.org address of a ref the way the service builds it. */
 export function sefariaUrl(ref: string): string {
   const words = ref.split(" ");
   const last = words[words.length - 1] ?? "";
