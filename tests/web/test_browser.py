@@ -516,3 +516,15 @@ def test_older_conversations_load_on_request(page: Any, site: Site) -> None:
     expect(items).to_have_count(55)
     expect(items.last).to_contain_text("Study 0")
     expect(page.get_by_test_id("more-conversations")).to_have_count(0)
+
+
+def test_copy_puts_the_answer_on_the_clipboard(page: Any) -> None:
+    register(page, new_email())
+    ask(page, QUESTION)
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-status", "complete", timeout=60_000)
+    answer.get_by_test_id("copy").click()
+    expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("The Torah commands **love of one's neighbour")
+    assert "[1]" in copied or "[2]" in copied
