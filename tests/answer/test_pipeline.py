@@ -86,6 +86,7 @@ def test_sound_answer_passes(services) -> None:  # type: ignore[no-untyped-def]
     assert report["passed"], report
     assert "Leviticus 19:18" in _text(events)
     assert report["quotes_checked"] == 1
+    assert report["quotes_found"] == {str(n): 1}
     assert "Sources:" in model.messages[1].content
 
 
@@ -98,6 +99,8 @@ def test_verification_failures_never_reach_output(services) -> None:  # type: ig
     model = ScriptedModel([bad_citation, invented_ref, false_quote, good])
     events = _run(services, model)
     text = _text(events)
+    # The removed sentence's quotation is checked but not counted as found.
+    assert _report(events)["quotes_found"] == {}
     done = events[-1]
     assert isinstance(done, DoneEvent)
     for sentence in (bad_citation, invented_ref, false_quote):

@@ -55,6 +55,7 @@ def answer_for(prompt: str) -> tuple[list[str], float]:
         return text.split(" "), WORD_DELAY
     text = (
         f"The Torah commands **love of one's neighbour as oneself** [{first}]. "
+        f"It says \u201cthou shalt love thy neighbour as thyself\u201d [{first}]. "
         f"The same chapter sets it among other laws between people [{first}]. "
         f"Another passage on the theme is source [{second}]."
     )

@@ -166,7 +166,13 @@ def test_a_learner_asks_reads_sources_and_manages_the_conversation(
     expect(hebrew).not_to_be_empty()
     assert "ואהבת לרעך כמוך" in hebrew_letters(hebrew)
     expect(english).to_contain_text("love thy neighbour")
-    expect(card.get_by_test_id("source-verified")).to_be_visible()
+    expect(card.get_by_test_id("source-verified")).to_have_text(
+        "Cited and checked against the text · "
+        "1 quotation found word for word in this text"
+    )
+    expect(panel.get_by_test_id("verification-summary")).to_contain_text(
+        "1 quotation and"
+    )
     link = card.get_by_role("link", name="Open on Sefaria")
     expect(link).to_have_attribute("href", "https://www.sefaria.org/Leviticus.19.18")
     screenshot(page, "04-source-panel")

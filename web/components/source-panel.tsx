@@ -37,7 +37,7 @@ type PanelProps = {
 export function SourcePanel({ sources, selected, verification, onClose }: PanelProps) {
   const { t } = useI18n();
   const quotes = verification?.quotes_checked ?? 0;
-  const refs = verification?.refs_checked ?? 0;
+  const refs = verification?.refs_checked?.length ?? 0;
   const removed = verification?.removed?.length ?? 0;
   return (
     <aside
@@ -59,14 +59,21 @@ export function SourcePanel({ sources, selected, verification, onClose }: PanelP
       )}
       <ol className="flex-1 space-y-3 overflow-y-auto p-3">
         {sources.map((source) => (
-          <SourceCard key={source.rank} source={source} active={source.rank === selected} />
+          <SourceCard
+            key={source.rank}
+            source={source}
+            active={source.rank === selected}
+            quotes={verification?.quotes_found?.[String(source.rank)] ?? 0}
+          />
         ))}
       </ol>
     </aside>
   );
 }
 
-function SourceCard({ source, active }: { source: Source; active: boolean }) {
+type CardProps = { source: Source; active: boolean; quotes: number };
+
+function SourceCard({ source, active, quotes }: CardProps) {
   const { t, lang } = useI18n();
   const card = useRef<HTMLLIElement>(null);
   const [text, setText] = useState<{ he: string; en: string } | null>(
@@ -109,6 +116,7 @@ function SourceCard({ source, active }: { source: Source; active: boolean }) {
     ) : source.verified ? (
       <span className="inline-flex items-center gap-1 text-green-800" data-testid="source-verified">
         <CheckCircle2 className="size-3.5" aria-hidden /> {t.verified}
+        {quotes > 0 && <> · {t.quotesFound(quotes)}</>}
       </span>
     ) : (
       <span className="inline-flex items-center gap-1 text-muted-foreground">{t.notCited}</span>

@@ -64,6 +64,8 @@ const en = {
   english: "English",
   verified: "Cited and checked against the text",
   notCited: "Retrieved, not cited",
+  quotesFound: (count: number) =>
+    `${count} quotation${count === 1 ? "" : "s"} found word for word in this text`,
   checking: "Being checked…",
   quotesChecked: (quotes: number, refs: number) =>
     `${quotes} quotation${quotes === 1 ? "" : "s"} and ${refs} ref${refs === 1 ? "" : "s"} checked`,
@@ -151,6 +153,7 @@ const he: Strings = {
   english: "אנגלית",
   verified: "צוטט ונבדק מול הטקסט",
   notCited: "נמצא, לא צוטט",
+  quotesFound: (count: number) => (count === 1 ? "ציטוט אחד נמצא מילה במילה בטקסט" : `${count} ציטוטים נמצאו מילה במילה בטקסט`),
   checking: "בבדיקה…",
   quotesChecked: (quotes: number, refs: number) => `נבדקו ${quotes} ציטוטים ו־${refs} מראי מקום`,
   removedSentences: (count: number) => `הוסרו ${count} משפטים שהמקורות אינם תומכים בהם`,

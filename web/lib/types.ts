@@ -44,8 +44,9 @@ export type Verification = {
   passed?: boolean;
   sentences?: number;
   citations?: number[];
-  refs_checked?: number;
+  refs_checked?: string[];
   quotes_checked?: number;
+  quotes_found?: Record<string, number>; // source number -> quotations found in it
   removed?: { text: string; reason: string }[];
   fallback?: boolean;
 };

@@ -62,6 +62,8 @@ class VerificationReport:
     citations: list[int] = field(default_factory=list)
     refs_checked: list[str] = field(default_factory=list)
     quotes_checked: int = 0
+    # Source number -> quotations of shown sentences found in that source.
+    quotes_found: dict[int, int] = field(default_factory=dict)
     removed: list[Removed] = field(default_factory=list)
     fallback: bool = False
 
@@ -76,6 +78,7 @@ class VerificationReport:
             "citations": sorted(set(self.citations)),
             "refs_checked": self.refs_checked,
             "quotes_checked": self.quotes_checked,
+            "quotes_found": {str(n): count for n, count in self.quotes_found.items()},
             "removed": [{"text": r.text, "reason": r.reason} for r in self.removed],
             "fallback": self.fallback,
         }
@@ -146,6 +149,8 @@ class Verifier:
         self.exempt = [normalize(text) for text in exempt]
         self.passages = list(passages)
         self.report = VerificationReport()
+        # Source numbers whose text held the quotations of the last sentence.
+        self._quoted: list[int] = []
         self._given: list[Ref] = []
         for passage in self.passages:
             try:
@@ -173,7 +178,8 @@ class Verifier:
                 return f"names {found.normal()}, which was not among the sources"
         if self.require_citations and not numbers and self._is_claim(unquoted):
             return "makes a claim without citing a source"
-        pool = [self._texts[n - 1] for n in numbers] or self._texts
+        pool = numbers or list(range(1, len(self._texts) + 1))
+        self._quoted = []
         for quote in quoted_spans(sentence):
             # An ellipsis marks omitted words, so each part is matched alone.
             for part in re.split(r"\u2026|\.\.\.", quote):
@@ -181,11 +187,14 @@ class Verifier:
                 if len(words) < MIN_QUOTE_WORDS:
                     continue
                 self.report.quotes_checked += 1
-                if not any(" ".join(words) in text for text in pool):
+                phrase = " ".join(words)
+                found = [n for n in pool if phrase in self._texts[n - 1]]
+                if not found:
                     return (
                         f"quotes \u201c{quote.strip()}\u201d, which is not in the "
                         "cited text"
                     )
+                self._quoted.append(found[0])
         return None
 
     def accept(self, sentence: str) -> bool:
@@ -199,6 +208,9 @@ class Verifier:
             return False
         plain = _ABBREVIATION_QUOTE.sub("", sentence)
         self.report.citations.extend(cited_numbers(_QUOTE.sub(" ", plain)))
+        for number in self._quoted:
+            found = self.report.quotes_found
+            found[number] = found.get(number, 0) + 1
         return True
 
     def _is_claim(self, text: str) -> bool:
