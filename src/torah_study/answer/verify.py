@@ -188,13 +188,13 @@ class Verifier:
                     continue
                 self.report.quotes_checked += 1
                 phrase = " ".join(words)
-                found = [n for n in pool if phrase in self._texts[n - 1]]
-                if not found:
+                holders = [n for n in pool if phrase in self._texts[n - 1]]
+                if not holders:
                     return (
                         f"quotes \u201c{quote.strip()}\u201d, which is not in the "
                         "cited text"
                     )
-                self._quoted.append(found[0])
+                self._quoted.append(holders[0])
         return None
 
     def accept(self, sentence: str) -> bool:
