@@ -50,7 +50,8 @@ def answer_for(prompt: str) -> tuple[list[str], float]:
     if HOSTILE in question:
         text = (
             f"The text <img src=x onerror=alert(1)> reads plainly [{first}]. "
-            f"A [link](javascript:alert(2)) is not followed [{first}]."
+            f"A [link](javascript:alert(2)) is not followed [{first}]. "
+            f"Code such as `[1]` stays code [{first}]."
         )
         return text.split(" "), WORD_DELAY
     text = (

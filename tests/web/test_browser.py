@@ -293,6 +293,10 @@ def test_markup_in_questions_and_answers_stays_text(page: Any) -> None:
     assert messages.locator("a[href^='javascript']").count() == 0
     assert messages.locator("[onerror]").count() == 0
     expect(last_answer(page)).to_contain_text("<img src=x onerror=alert(1)>")
+    code = last_answer(page).locator("code")
+    expect(code).to_have_text("[1]")
+    expect(code.locator("button")).to_have_count(0)
+    expect(last_answer(page).locator("a")).to_have_count(0)
     page.reload()
     expect(page.get_by_test_id("user-text").last).to_have_text(HOSTILE_QUESTION)
     assert page.get_by_test_id("messages").locator("img").count() == 0
@@ -379,6 +383,7 @@ def test_keyboard_alone_asks_and_opens_a_source(page: Any) -> None:
     expect(page.locator("[data-testid=source-card][data-active]")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("source-panel")).to_have_count(0)
+    expect(citation).to_be_focused()
 
 
 def test_text_contrast_passes_wcag_aa(page: Any) -> None:
@@ -534,3 +539,113 @@ def test_copy_puts_the_answer_on_the_clipboard(page: Any) -> None:
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith("The Torah commands **love of one's neighbour")
     assert "[1]" in copied or "[2]" in copied
+
+
+def test_lookup_answer_keeps_each_source_apart(page: Any) -> None:
+    register(page, new_email())
+    ask(page, "Show me Genesis 1:1-3")
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-status", "complete", timeout=60_000)
+    expect(answer).to_have_attribute("data-mode", "lookup")
+    expect(answer.locator("blockquote")).to_have_count(0)
+    expect(answer.locator("pre")).to_have_count(0)
+    citations = answer.locator("button.citation")
+    expect(citations).to_have_count(3)
+    assert [c.get_attribute("data-rank") for c in citations.all()] == ["1", "2", "3"]
+
+
+def test_unusable_conversation_link_starts_afresh(page: Any) -> None:
+    register(page, new_email())
+    for link in ("/?c=.", "/?c=%2F", "/?c=..", f"/?c={'0' * 32}"):
+        page.goto(link)
+        expect(page.get_by_test_id("chat-error")).to_have_text(
+            "This conversation does not exist or was deleted."
+        )
+        expect(page.get_by_test_id("conversation-title")).to_have_text(
+            "New conversation"
+        )
+        assert "c=" not in page.url
+    ask(page, QUESTION)
+    expect(last_answer(page)).to_have_attribute(
+        "data-status", "complete", timeout=60_000
+    )
+    expect(page.get_by_test_id("conversation-item")).to_have_count(1)
+
+
+def test_double_submit_asks_once(page: Any, site: Site) -> None:
+    register(page, new_email())
+    box = page.get_by_label("Your question")
+    box.fill(QUESTION)
+    box.press("Enter")
+    box.press("Enter")
+    expect(last_answer(page)).to_have_attribute(
+        "data-status", "complete", timeout=60_000
+    )
+    page.get_by_test_id("new-conversation").click()
+    box.fill(QUESTION)
+    # The second click lands on Stop, which must not stop the new answer.
+    page.get_by_test_id("send").dblclick()
+    expect(last_answer(page)).to_have_attribute(
+        "data-status", "complete", timeout=60_000
+    )
+    items = api_get(site, page, "/conversations")["items"]
+    assert len(items) == 2
+    for item in items:
+        saved = api_get(site, page, f"/conversations/{item['id']}")
+        assert [m["role"] for m in saved["messages"]] == ["user", "assistant"]
+        assert saved["messages"][1]["status"] == "complete"
+    expect(page.get_by_test_id("user-message")).to_have_count(1)
+
+
+def test_refused_question_returns_to_the_box(page: Any) -> None:
+    register(page, new_email())
+    question = "A question with a \x0b control character"
+    ask(page, question)
+    expect(page.get_by_test_id("chat-error")).to_be_visible()
+    expect(page.get_by_label("Your question")).to_have_value(question)
+    expect(page.get_by_test_id("user-message")).to_have_count(0)
+    expect(page.get_by_test_id("send")).to_be_visible()
+
+
+def test_tablet_source_panel_is_not_covered(browser: Any, site: Site) -> None:
+    context = browser.new_context(
+        base_url=site.url, viewport={"width": 820, "height": 1000}
+    )
+    tablet = context.new_page()
+    try:
+        register(tablet, new_email())
+        ask(tablet, QUESTION)
+        expect(last_answer(tablet)).to_have_attribute(
+            "data-status", "complete", timeout=60_000
+        )
+        last_answer(tablet).locator("button.citation").first.click()
+        card = tablet.locator("[data-testid=source-card][data-active]")
+        expect(card).to_be_visible()
+        box = card.locator("h3").bounding_box()
+        on_top = tablet.evaluate(
+            "([x, y]) => !!document.elementFromPoint(x, y)"
+            ".closest('[data-testid=source-panel]')",
+            [box["x"] + 5, box["y"] + box["height"] / 2],
+        )
+        assert on_top, "the source panel's heading is covered"
+    finally:
+        context.close()
+
+
+def test_other_tab_signing_in_is_followed(browser: Any, site: Site) -> None:
+    context = browser.new_context(
+        base_url=site.url, viewport={"width": 1200, "height": 800}
+    )
+    try:
+        first = context.new_page()
+        register(first, new_email())
+        second = context.new_page()
+        second.goto("/")
+        expect(second.get_by_test_id("sidebar")).to_be_visible()
+        second.get_by_test_id("sign-out").click()
+        expect(first.get_by_role("heading", name="Sign in")).to_be_visible()
+        other = new_email()
+        register(second, other)
+        expect(first.get_by_test_id("sidebar")).to_contain_text(other)
+    finally:
+        context.close()

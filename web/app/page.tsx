@@ -4,7 +4,8 @@ import { useEffect, useState } from "react";
 
 import { AuthScreen } from "@/components/auth-screen";
 import { ChatApp } from "@/components/chat-app";
-import { auth, onSignedOut, storedUser } from "@/lib/api";
+import { ErrorBoundary } from "@/components/error-boundary";
+import { USER_KEY, auth, onSignedOut, storedUser } from "@/lib/api";
 import { I18nProvider, useI18n } from "@/lib/i18n";
 import type { User } from "@/lib/types";
 
@@ -17,12 +18,25 @@ function Root() {
   useEffect(() => {
     setUser(storedUser());
     setReady(true);
-    return onSignedOut(() => {
+    // Another tab signed in, out, or as someone else: follow it.
+    const onStorage = (event: StorageEvent) => {
+      if (event.key !== USER_KEY && event.key !== null) return;
+      setUser((current) => {
+        const stored = storedUser();
+        return stored?.id === current?.id ? current : stored;
+      });
+    };
+    window.addEventListener("storage", onStorage);
+    const stop = onSignedOut(() => {
       setUser((current) => {
         if (current) setNotice(t.sessionExpired);
         return null;
       });
     });
+    return () => {
+      stop();
+      window.removeEventListener("storage", onStorage);
+    };
   }, [t.sessionExpired]);
 
   if (!ready) return null;
@@ -55,7 +69,9 @@ function Root() {
 export default function Page() {
   return (
     <I18nProvider>
-      <Root />
+      <ErrorBoundary>
+        <Root />
+      </ErrorBoundary>
     </I18nProvider>
   );
 }

@@ -44,6 +44,14 @@ export function AuthScreen({ notice, onSignedIn }: Props) {
 
   function submit(event: FormEvent) {
     event.preventDefault();
+    if (challenge && !code.trim()) {
+      setError(t.missingCode);
+      return;
+    }
+    if (!challenge && (!email.trim() || !password)) {
+      setError(t.missingCredentials);
+      return;
+    }
     if (challenge) {
       void run(() => auth.verify(challenge.challenge_id, code.trim()));
     } else if (mode === "login") {

@@ -20,11 +20,22 @@ import { sefariaUrl } from "@/lib/utils";
 
 const DIASPORA = "torah-study.diaspora";
 const PAGE_SIZE = 50;
+const STOP_GRACE_MS = 500;
+// The service accepts questions of at most this many characters.
+const QUESTION_LIMIT = 2000;
+// Conversation ids are 32 hexadecimal digits; anything else is not fetched.
+const CONVERSATION_ID = /^[0-9a-f]{32}$/;
 
 type Panel = { messageId: string; rank: number | null };
 
 /** The ids of a question and answer while the answer streams. */
-type LiveTurn = { conversationId: string; questionId: string; answerId: string; ended: boolean };
+type LiveTurn = {
+  conversationId: string;
+  questionId: string;
+  answerId: string;
+  ended: boolean;
+  refused?: boolean;
+};
 
 type LiveSource = {
   n: number;
@@ -53,6 +64,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
   const { t } = useI18n();
   const [conversations, setConversations] = useState<Conversation[]>([]);
   const [activeId, setActiveId] = useState<string | null>(null);
+  const [activeTitle, setActiveTitle] = useState<string | null>(null);
   const [messages, setMessages] = useState<Message[]>([]);
   const [liveId, setLiveId] = useState<string | null>(null);
   const [panel, setPanel] = useState<Panel | null>(null);
@@ -60,11 +72,15 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
   const [error, setError] = useState<string | null>(null);
   const [sidebarOpen, setSidebarOpen] = useState(false);
   const [diaspora, setDiaspora] = useState<boolean | null>(null);
-  const [calendar, setCalendar] = useState(false);
+  const [calendar, setCalendar] = useState<boolean | null>(null);
   const [status, setStatus] = useState("");
   const abort = useRef<AbortController | null>(null);
+  // Set at once when a question is sent, so a double submit sends it once.
+  const sending = useRef(false);
+  const sentAt = useRef(0);
   const composer = useRef<HTMLTextAreaElement>(null);
   const bottom = useRef<HTMLDivElement>(null);
+  const opener = useRef<HTMLElement | null>(null);
 
   const [nextCursor, setNextCursor] = useState<string | null>(null);
 
@@ -95,6 +111,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
     setPanel(null);
     setError(null);
     setActiveId(id);
+    setActiveTitle(null);
     setUrlConversation(id, push);
     setSidebarOpen(false);
     if (!id) {
@@ -103,10 +120,16 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       return;
     }
     try {
+      if (!CONVERSATION_ID.test(id)) throw new ApiError(404, t.notFound);
       const detail = await api<ConversationDetail>(`/conversations/${encodeURIComponent(id)}`);
+      if (!Array.isArray(detail?.messages)) throw new ApiError(404, t.notFound);
       setMessages(detail.messages);
+      setActiveTitle(detail.title);
     } catch (problem) {
+      // Start a new conversation instead of leaving one that cannot be used.
       setMessages([]);
+      setActiveId(null);
+      setUrlConversation(null, false);
       setError(problem instanceof ApiError && problem.status === 404 ? t.notFound : String(problem));
     }
   }, [t.notFound]);
@@ -129,11 +152,24 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
 
   useEffect(() => {
     function onKey(event: globalThis.KeyboardEvent) {
-      if (event.key === "Escape" && panel) setPanel(null);
+      if (event.key === "Escape" && panel) closePanel();
     }
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, [panel]);
+
+  /** Open the source panel, remembering which control to focus when it closes. */
+  function showSources(messageId: string, rank: number | null) {
+    if (document.activeElement instanceof HTMLElement) opener.current = document.activeElement;
+    setPanel({ messageId, rank });
+  }
+
+  function closePanel() {
+    setPanel(null);
+    const back = opener.current;
+    opener.current = null;
+    window.setTimeout(() => (back?.isConnected ? back : composer.current)?.focus(), 0);
+  }
 
   function patch(id: string, change: (message: Message) => Message) {
     setMessages((current) => current.map((m) => (m.id === id ? change(m) : m)));
@@ -195,7 +231,17 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
 
   async function ask(question: string) {
     const content = question.trim();
-    if (!content || liveId) return;
+    if (!content || sending.current) return;
+    sending.current = true;
+    sentAt.current = Date.now();
+    try {
+      await send(content);
+    } finally {
+      sending.current = false;
+    }
+  }
+
+  async function send(content: string) {
     setError(null);
     let conversationId = activeId;
     try {
@@ -204,10 +250,11 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
         conversationId = created.id;
         setActiveId(created.id);
         setUrlConversation(created.id, true);
+        setActiveTitle(null);
         setConversations((current) => [created, ...current]);
       }
     } catch (problem) {
-      setError(String(problem instanceof Error ? problem.message : problem));
+      setError(problem instanceof Error ? problem.message : String(problem));
       return;
     }
     const questionId = `local-q-${Date.now()}`;
@@ -234,7 +281,14 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       }
     } catch (problem) {
       const id = turn.answerId;
-      if (controller.signal.aborted) {
+      if (id === answerId && !controller.signal.aborted) {
+        // Refused before the service saved anything: take the question back
+        // into the box and say why.
+        setMessages((current) => current.filter((m) => m.id !== questionId && m.id !== answerId));
+        setDraft((current) => current || content);
+        setError(problem instanceof Error ? problem.message : String(problem));
+        turn.refused = true;
+      } else if (controller.signal.aborted) {
         patch(id, (m) => ({ ...m, status: "interrupted", sources: m.sources.map((s) => ({ ...s, verified: s.verified ?? false })) }));
       } else {
         const message = problem instanceof Error ? problem.message : String(problem);
@@ -245,19 +299,23 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       setLiveId(null);
       setStatus("");
     }
-    if (!controller.signal.aborted) {
-      // Read back what the service saved: ids, verified sources, title.
-      try {
-        const detail = await api<ConversationDetail>(`/conversations/${encodeURIComponent(conversationId)}`);
-        setMessages((current) => mergeSaved(current, detail.messages));
-      } catch {
-        // Keep what the stream showed.
-      }
+    if (controller.signal.aborted || turn.refused) return;
+    // Read back what the service saved: ids, verified sources, title.
+    try {
+      const detail = await api<ConversationDetail>(`/conversations/${encodeURIComponent(conversationId)}`);
+      setMessages((current) => mergeSaved(current, detail.messages));
+      setActiveTitle(detail.title);
+      const { messages: _, ...summary } = detail;
+      setConversations((current) => [summary, ...current.filter((c) => c.id !== summary.id)]);
+    } catch {
+      // Keep what the stream showed.
     }
-    void loadList().catch(() => {});
   }
 
   function stop() {
+    // The Stop button appears where Send was, so the second click of a
+    // double click on Send must not stop the answer it just asked for.
+    if (Date.now() - sentAt.current < STOP_GRACE_MS) return;
     abort.current?.abort();
   }
 
@@ -295,6 +353,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       body: JSON.stringify({ title }),
     });
     setConversations((current) => current.map((c) => (c.id === id ? updated : c)));
+    if (id === activeId) setActiveTitle(updated.title);
   }
 
   async function remove(id: string) {
@@ -358,7 +417,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
             <Menu />
           </Button>
           <h1 className="min-w-0 flex-1 truncate font-semibold" dir="auto" data-testid="conversation-title">
-            {activeId ? active?.title || t.untitled : t.newConversation}
+            {activeId ? active?.title || activeTitle || t.untitled : t.newConversation}
           </h1>
           {activeId && messages.length > 0 && (
             <Button variant="ghost" size="sm" onClick={() => void exportMarkdown()} data-testid="export">
@@ -394,8 +453,8 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
                   message={message}
                   live={message.id === liveId}
                   canRetry={!liveId && message === lastAssistant && index > 0}
-                  onCite={(rank) => setPanel({ messageId: message.id, rank })}
-                  onShowSources={() => setPanel({ messageId: message.id, rank: null })}
+                  onCite={(rank) => showSources(message.id, rank)}
+                  onShowSources={() => showSources(message.id, null)}
                   onRetry={() => void ask(messages[index - 1]?.content ?? "")}
                   onRate={(rating) => void rate(message, rating)}
                 />
@@ -417,13 +476,18 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
               ref={composer}
               rows={2}
               dir="auto"
-              maxLength={2000}
+              maxLength={QUESTION_LIMIT}
               value={draft}
               placeholder={t.askPlaceholder}
               onChange={(event) => setDraft(event.target.value)}
               onKeyDown={onComposerKey}
               data-testid="question"
             />
+            {draft.length > QUESTION_LIMIT - 200 && (
+              <span className="self-center text-xs text-muted-foreground" aria-live="polite" data-testid="length">
+                {t.tooLong(draft.length, QUESTION_LIMIT)}
+              </span>
+            )}
             {liveId ? (
               <Button type="button" variant="destructive" onClick={stop} data-testid="stop">
                 <Square aria-hidden /> {t.stop}
@@ -437,12 +501,12 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
         </form>
       </main>
       {panel && panelMessage && (
-        <div className="fixed inset-0 z-30 bg-background lg:static lg:z-auto lg:w-[30rem] lg:shrink-0">
+        <div className="fixed inset-0 z-50 bg-background lg:static lg:z-auto lg:w-[30rem] lg:shrink-0">
           <SourcePanel
             sources={panelMessage.sources}
             selected={panel.rank}
             verification={panelMessage.verification}
-            onClose={() => setPanel(null)}
+            onClose={closePanel}
           />
         </div>
       )}

@@ -5,6 +5,7 @@
 // so an answer cannot inject a script, an event handler or a javascript: link.
 // Citation markers such as [2] become buttons that open source 2.
 
+import { useMemo, useRef } from "react";
 import ReactMarkdown, { defaultUrlTransform, type Components } from "react-markdown";
 import rehypeSanitize, { defaultSchema } from "rehype-sanitize";
 import remarkBreaks from "remark-breaks";
@@ -13,10 +14,17 @@ import remarkGfm from "remark-gfm";
 import { useI18n } from "@/lib/i18n";
 
 const CITE = "cite:";
+const MARKER = /\[(\d{1,3})\]/g;
+const HAS_MARKER = /\[\d{1,3}\]/;
 
-type MarkdownNode = { type: string; value?: string; children?: MarkdownNode[] };
+type MarkdownNode = {
+  type: string;
+  value?: string;
+  url?: string;
+  children?: MarkdownNode[];
+};
 
-/** A remark plugin that turns raw HTML into plain text. */
+/** Build a remark plugin that shows raw HTML as plain text. */
 function htmlAsText() {
   const walk = (node: MarkdownNode) => {
     if (node.type === "html") node.type = "text";
@@ -25,17 +33,43 @@ function htmlAsText() {
   return (tree: MarkdownNode) => walk(tree);
 }
 
+/** Split a text node at its citation markers into text and citation links. */
+function splitCitations(value: string): MarkdownNode[] {
+  const parts: MarkdownNode[] = [];
+  let last = 0;
+  for (const match of value.matchAll(MARKER)) {
+    const start = match.index ?? 0;
+    if (start > last) parts.push({ type: "text", value: value.slice(last, start) });
+    parts.push({ type: "link", url: CITE + match[1], children: [{ type: "text", value: match[0] }] });
+    last = start + match[0].length;
+  }
+  if (last < value.length) parts.push({ type: "text", value: value.slice(last) });
+  return parts;
+}
+
+/**
+ * Build a remark plugin that turns `[3]` in text into a link to `cite:3`.
+ * Code and existing links are left alone, because only text nodes outside
+ * links are rewritten.
+ */
+export function citations() {
+  const walk = (node: MarkdownNode) => {
+    if (!node.children || node.type === "link" || node.type === "linkReference") return;
+    node.children = node.children.flatMap((child) => {
+      if (child.type === "text" && child.value && HAS_MARKER.test(child.value)) {
+        return splitCitations(child.value);
+      }
+      walk(child);
+      return [child];
+    });
+  };
+  return (tree: MarkdownNode) => walk(tree);
+}
+
 const schema = {
   ...defaultSchema,
   protocols: { ...defaultSchema.protocols, href: ["http", "https", "mailto", "cite"] },
 };
-
-/** Turn `[3]` into a link to `cite:3`; leaves existing links such as `[3](…)` alone. */
-export function linkCitations(text: string): string {
-  return text
-    .replace(/^ {4,}(?=\S)/gm, "> ")
-    .replace(/\[(\d{1,3})\](?!\()/g, (_, n: string) => `[\\[${n}\\]](${CITE}${n})`);
-}
 
 function transformUrl(url: string): string {
   if (url.startsWith(CITE)) return /^cite:\d{1,3}$/.test(url) ? url : "";
@@ -46,7 +80,11 @@ type Props = { text: string; sourceCount: number; onCite: (rank: number) => void
 
 export function Markdown({ text, sourceCount, onCite }: Props) {
   const { t } = useI18n();
-  const components: Components = {
+  // The renderers keep their identity across renders (a new function would
+  // remount every citation button on each streamed token and lose focus).
+  const cite = useRef(onCite);
+  cite.current = onCite;
+  const components = useMemo<Components>(() => ({
     a({ href, children }) {
       if (href?.startsWith(CITE)) {
         const rank = Number(href.slice(CITE.length));
@@ -54,15 +92,17 @@ export function Markdown({ text, sourceCount, onCite }: Props) {
         return (
           <button
             type="button"
-            className="citation mx-0.5 inline-flex items-center rounded bg-accent px-1 align-baseline text-xs font-semibold text-accent-foreground underline-offset-2 hover:underline focus-visible:ring-2 focus-visible:ring-ring"
+            className="citation ms-0.5 inline-flex items-center rounded bg-accent px-1 align-baseline text-xs font-semibold text-accent-foreground underline-offset-2 hover:underline focus-visible:ring-2 focus-visible:ring-ring"
             aria-label={t.citation(rank)}
             data-rank={rank}
-            onClick={() => onCite(rank)}
+            onClick={() => cite.current(rank)}
           >
             [{rank}]
           </button>
         );
       }
+      // A link whose address was removed as unsafe is shown as its text.
+      if (!href) return <span>{children}</span>;
       return (
         <a href={href} target="_blank" rel="noopener noreferrer nofollow">
           {children}
@@ -73,15 +113,15 @@ export function Markdown({ text, sourceCount, onCite }: Props) {
     li: ({ children }) => <li dir="auto">{children}</li>,
     blockquote: ({ children }) => <blockquote dir="auto">{children}</blockquote>,
     img: ({ alt }) => <span>{alt}</span>,
-  };
+  }), [sourceCount, t]);
   return (
     <ReactMarkdown
-      remarkPlugins={[remarkGfm, remarkBreaks, htmlAsText]}
+      remarkPlugins={[remarkGfm, remarkBreaks, htmlAsText, citations]}
       rehypePlugins={[[rehypeSanitize, schema]]}
       urlTransform={transformUrl}
       components={components}
     >
-      {linkCitations(text)}
+      {text}
     </ReactMarkdown>
   );
 }

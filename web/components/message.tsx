@@ -9,9 +9,19 @@ import { useState } from "react";
 
 import { Markdown } from "@/components/markdown";
 import { Button } from "@/components/ui/button";
-import { useI18n } from "@/lib/i18n";
+import { useI18n, type Strings } from "@/lib/i18n";
 import { ABSTAINED, type Message } from "@/lib/types";
 import { cn } from "@/lib/utils";
+
+// What the service saves as the error of an answer whose reader left.
+const STOPPED = new Set(["The answer was stopped before it ended.", "The answer was stopped before it began."]);
+
+/** Describe why an answer did not end normally. */
+function statusText(message: Message, t: Strings): string {
+  if (message.status === "failed") return message.error ? `${t.failed}: ${message.error}` : t.failed;
+  if (!message.error || STOPPED.has(message.error)) return t.interrupted;
+  return `${t.brokenOff}: ${message.error}`;
+}
 
 type Props = {
   message: Message;
@@ -87,8 +97,7 @@ export function MessageView({ message, live, canRetry, onCite, onShowSources, on
       {(message.status === "interrupted" || message.status === "failed") && (
         <p className="flex items-center gap-2 text-sm text-destructive" role="status" data-testid="message-status">
           <AlertTriangle className="size-4" aria-hidden />
-          {message.status === "interrupted" ? t.interrupted : t.failed}
-          {message.status === "failed" && message.error ? `: ${message.error}` : ""}
+          {statusText(message, t)}
         </p>
       )}
       {!live && (

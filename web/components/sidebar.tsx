@@ -3,7 +3,7 @@
 // Saved conversations, newest activity first, with rename and delete.
 
 import { LogOut, MoreHorizontal, Pencil, Plus, Trash2, X } from "lucide-react";
-import { useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 
 import { LanguageToggle } from "@/components/language-toggle";
 import { Button } from "@/components/ui/button";
@@ -30,7 +30,7 @@ type Props = {
   conversations: Conversation[];
   activeId: string | null;
   email: string;
-  diaspora: boolean;
+  diaspora: boolean | null; // null until the service's setting is known
   open: boolean;
   onClose: () => void;
   onSelect: (id: string) => void;
@@ -48,6 +48,36 @@ export function Sidebar(props: Props) {
   const [deleting, setDeleting] = useState<Conversation | null>(null);
   const [title, setTitle] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const [wide, setWide] = useState(true);
+  const newButton = useRef<HTMLButtonElement>(null);
+  const renamedId = useRef<string | undefined>(undefined);
+
+  useEffect(() => {
+    const query = window.matchMedia("(min-width: 768px)");
+    const update = () => setWide(query.matches);
+    update();
+    query.addEventListener("change", update);
+    return () => query.removeEventListener("change", update);
+  }, []);
+
+  // On a narrow screen the open sidebar takes the focus and Escape closes it.
+  const { open, onClose } = props;
+  useEffect(() => {
+    if (wide || !open) return;
+    newButton.current?.focus();
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === "Escape") onClose();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [wide, open, onClose]);
+
+  /** Focus a conversation's button, or New conversation when it is gone. */
+  function focusAfterDialog(event: Event, id: string | undefined) {
+    event.preventDefault();
+    const item = id ? document.querySelector<HTMLElement>(`[data-id="${id}"] button`) : null;
+    (item ?? newButton.current)?.focus();
+  }
 
   async function rename(event: FormEvent) {
     event.preventDefault();
@@ -68,6 +98,7 @@ export function Sidebar(props: Props) {
         !props.open && "max-md:ltr:-translate-x-full max-md:rtl:translate-x-full",
       )}
       data-testid="sidebar"
+      inert={!wide && !props.open ? true : undefined}
     >
       <div className="flex items-center justify-between gap-2 p-3">
         <span className="font-semibold">{t.appName}</span>
@@ -76,7 +107,7 @@ export function Sidebar(props: Props) {
         </Button>
       </div>
       <div className="px-3">
-        <Button className="w-full justify-start" onClick={props.onNew} data-testid="new-conversation">
+        <Button ref={newButton} className="w-full justify-start" onClick={props.onNew} data-testid="new-conversation">
           <Plus aria-hidden /> {t.newConversation}
         </Button>
       </div>
@@ -117,6 +148,7 @@ export function Sidebar(props: Props) {
                       setTitle(conversation.title ?? "");
                       setError(null);
                       setRenaming(conversation);
+                      renamedId.current = conversation.id;
                     }}
                   >
                     <Pencil aria-hidden /> {t.rename}
@@ -142,11 +174,11 @@ export function Sidebar(props: Props) {
           <legend className="sr-only">{t.calendarFor}</legend>
           <span className="text-xs text-muted-foreground">{t.calendarFor}:</span>
           <label className="flex items-center gap-1">
-            <input type="radio" name="calendar" checked={!props.diaspora} onChange={() => props.onDiaspora(false)} />
+            <input type="radio" name="calendar" checked={props.diaspora === false} onChange={() => props.onDiaspora(false)} />
             {t.israel}
           </label>
           <label className="flex items-center gap-1">
-            <input type="radio" name="calendar" checked={props.diaspora} onChange={() => props.onDiaspora(true)} />
+            <input type="radio" name="calendar" checked={props.diaspora === true} onChange={() => props.onDiaspora(true)} />
             {t.diaspora}
           </label>
         </fieldset>
@@ -162,7 +194,7 @@ export function Sidebar(props: Props) {
       </div>
 
       <Dialog open={renaming !== null} onOpenChange={(open) => !open && setRenaming(null)}>
-        <DialogContent aria-describedby={undefined}>
+        <DialogContent aria-describedby={undefined} onCloseAutoFocus={(event) => focusAfterDialog(event, renamedId.current)}>
           <DialogTitle>{t.renameTitle}</DialogTitle>
           <form onSubmit={rename} className="space-y-4">
             <div className="space-y-1.5">
@@ -194,7 +226,7 @@ export function Sidebar(props: Props) {
       </Dialog>
 
       <AlertDialog open={deleting !== null} onOpenChange={(open) => !open && setDeleting(null)}>
-        <AlertDialogContent>
+        <AlertDialogContent onCloseAutoFocus={(event) => focusAfterDialog(event, undefined)}>
           <AlertDialogTitle>{t.deleteTitle}</AlertDialogTitle>
           <AlertDialogDescription>
             <bdi>{deleting?.title || t.untitled}</bdi> — {t.deleteBody}

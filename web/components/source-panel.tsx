@@ -148,7 +148,7 @@ function SourceCard({ source, active, quotes }: CardProps) {
         </h3>
         {(source.category || source.book) && (
           <span className="text-xs text-muted-foreground">
-            {[source.category, source.book].filter(Boolean).join(" · ")}
+            {[source.category?.replaceAll("/", " › "), source.book].filter(Boolean).join(" · ")}
           </span>
         )}
       </div>

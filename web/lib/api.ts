@@ -11,6 +11,7 @@ import type { ChallengeResponse, TokenResponse, User } from "./types";
 const ACCESS = "torah-study.access";
 const REFRESH = "torah-study.refresh";
 const USER = "torah-study.user";
+export const USER_KEY = USER;
 
 export class ApiError extends Error {
   constructor(
@@ -41,7 +42,8 @@ export function storedUser(): User | null {
   const raw = read(USER);
   if (!raw || !read(REFRESH)) return null;
   try {
-    return JSON.parse(raw) as User;
+    const user = JSON.parse(raw) as User;
+    return typeof user?.id === "string" && typeof user?.email === "string" ? user : null;
   } catch {
     return null;
   }
