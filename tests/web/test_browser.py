@@ -106,7 +106,14 @@ def test_wrong_password_shows_a_clear_error(page: Any) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill("not the password at all")
     page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page.get_by_test_id("auth-error")).to_contain_text("Incorrect")
+    expect(page.get_by_test_id("auth-error")).to_have_text(
+        "Incorrect email or password."
+    )
+    page.get_by_test_id("language-toggle").click()
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    page.get_by_role("button", name="כניסה", exact=True).click()
+    expect(page.get_by_test_id("auth-error")).to_have_text("הדוא״ל או הסיסמה שגויים.")
+    screenshot(page, "11-hebrew-sign-in")
 
 
 def test_weak_password_is_refused_on_registration(page: Any) -> None:

@@ -36,10 +36,20 @@ export function AuthScreen({ notice, onSignedIn }: Props) {
         onSignedIn(result.user);
       }
     } catch (problem) {
-      setError(problem instanceof ApiError ? problem.message : String(problem));
+      setError(describe(problem));
     } finally {
       setBusy(false);
     }
+  }
+
+  /** Say what went wrong in the interface's language when the status tells. */
+  function describe(problem: unknown): string {
+    if (!(problem instanceof ApiError)) return String(problem);
+    if (problem.status === 401) return challenge ? t.wrongCode : t.wrongPassword;
+    if (problem.status === 409) return t.emailTaken;
+    if (problem.status === 429) return t.tooManyTries;
+    if (problem.status === 503) return t.mailDown;
+    return problem.message;
   }
 
   function submit(event: FormEvent) {

@@ -130,7 +130,7 @@ function SourceCard({ source, active, quotes }: CardProps) {
       data-ref={source.ref}
       data-active={active || undefined}
       className={cn(
-        "rounded-lg border border-border bg-background p-3 shadow-sm outline-none",
+        "scroll-m-3 rounded-lg border border-border bg-background p-3 shadow-sm outline-none",
         active && "ring-2 ring-ring",
       )}
     >
