@@ -143,6 +143,14 @@ def _open_page(browser: Any, url: str, viewport: dict[str, int]) -> Iterator[Any
     opened.set_default_timeout(30_000)
     problems: list[str] = []
     opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     opened.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
     opened.problems = problems
     yield opened

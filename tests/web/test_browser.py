@@ -93,7 +93,10 @@ def record_answer_growth(page: Any) -> None:
 def test_login_screen_is_the_first_page(page: Any) -> None:
     response = page.goto("/")
     assert response.status == 200
-    assert "script-src 'self'" in response.headers["content-security-policy"]
+    policy = response.headers["content-security-policy"]
+    scripts = next(p for p in policy.split("; ") if p.startswith("script-src"))
+    assert "'unsafe-inline'" not in scripts
+    assert "'sha256-" in scripts
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_label("Email")).to_be_focused()
     screenshot(page, "01-sign-in")

@@ -7,7 +7,10 @@ after the API's, so an API path always wins over a file of the same name.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
@@ -20,25 +23,38 @@ logger = logging.getLogger(__name__)
 # output of the checkout this package is installed from.
 CHECKOUT = Path(__file__).resolve().parents[3] / "web" / "out"
 
-# Next.js writes small inline scripts that hydrate the page, hence
-# 'unsafe-inline' for scripts; everything else comes from this origin only.
-PAGE_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self' 'unsafe-inline'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "font-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
+# Next.js writes inline scripts that hydrate the page. They are allowed by
+# their SHA-256 hashes, read from the built page, so no other inline script
+# (an injected one) can run.
+INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def page_policy(html: str) -> str:
+    """Build the Content-Security-Policy for a page with these inline scripts."""
+    hashes = [
+        "'sha256-"
+        + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        + "'"
+        for body in INLINE_SCRIPT.findall(html)
+    ]
+    return "; ".join(
+        (
+            "default-src 'self'",
+            " ".join(("script-src 'self'", *hashes)),
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
     )
-)
+
+
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
-    "Content-Security-Policy": PAGE_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
@@ -73,16 +89,22 @@ def add_web_app(app: FastAPI, folder: Path | None) -> None:
 
         @app.get("/", include_in_schema=False)
         def not_built() -> Response:
-            return HTMLResponse(NOT_BUILT, status_code=503, headers=PAGE_HEADERS)
+            headers = {**PAGE_HEADERS, "Content-Security-Policy": page_policy("")}
+            return HTMLResponse(NOT_BUILT, status_code=503, headers=headers)
 
         return
 
     index = folder / "index.html"
     logger.info("Serving the web app from %s", folder)
 
+    # Read once: a rebuild while the service runs needs a restart, because
+    # the hashed asset names change too.
+    html = index.read_text(encoding="utf-8")
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": page_policy(html)}
+
     @app.get("/", include_in_schema=False)
     def page() -> Response:
-        return FileResponse(index, media_type="text/html", headers=PAGE_HEADERS)
+        return HTMLResponse(html, headers=headers)
 
     assets = folder / "_next"
     if assets.is_dir():
