@@ -38,7 +38,8 @@ def answer_for(prompt: str) -> tuple[list[str], float]:
     first = source_number(prompt, "Leviticus 19:18")
     second = 2 if first == 1 else 1
     question = prompt.rsplit("Question:", 1)[-1]
-    if re.search(r"[\u0590-\u05FF]", question):
+    # The service tells the model which language to reply in.
+    if "language of the question (Hebrew)" in prompt:
         text = (
             f"התורה מצווה **ואהבת לרעך כמוך** [{first}]. "
             f"גם מקור [{second}] עוסק בעניין הזה."
