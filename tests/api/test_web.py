@@ -54,8 +54,22 @@ def test_page_allows_only_its_own_inline_scripts(tmp_path: Path) -> None:
 
 def test_assets_and_top_level_files_are_served(tmp_path: Path) -> None:
     client = _client(_build(tmp_path / "out"))
-    assert client.get("/_next/static/chunks/app.js").text == "1;"
+    asset = client.get("/_next/static/chunks/app.js")
+    assert asset.text == "1;"
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert client.get("/icon.svg").status_code == 200
+
+
+def test_large_assets_are_compressed(tmp_path: Path) -> None:
+    folder = _build(tmp_path / "out")
+    script = "const text = 'the same words again';\n" * 200
+    (folder / "_next" / "static" / "chunks" / "big.js").write_text(script)
+    response = _client(folder).get(
+        "/_next/static/chunks/big.js", headers={"Accept-Encoding": "gzip"}
+    )
+    assert response.headers["content-encoding"] == "gzip"
+    assert int(response.headers["content-length"]) < len(script) / 10
+    assert response.text == script
 
 
 def test_api_routes_win_and_other_paths_are_404(tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +75,22 @@ then restart the service.</p>
 """
 
 
+class LongCache:
+    """Mark responses as cacheable for a year: asset names carry a content hash."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_cached(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                headers = MutableHeaders(scope=message)
+                headers["Cache-Control"] = "public, max-age=31536000, immutable"
+            await send(message)
+
+        await self.app(scope, receive, send_cached)
+
+
 def find_web_dir(configured: Path | None) -> Path | None:
     """The folder holding the built ``index.html``, or None when there is none."""
     folder = configured or CHECKOUT
@@ -108,7 +127,8 @@ def add_web_app(app: FastAPI, folder: Path | None) -> None:
 
     assets = folder / "_next"
     if assets.is_dir():
-        app.mount("/_next", StaticFiles(directory=assets), name="web-assets")
+        files = GZipMiddleware(StaticFiles(directory=assets), minimum_size=1024)
+        app.mount("/_next", LongCache(files), name="web-assets")
 
     @app.get("/{name}", include_in_schema=False)
     def top_level_file(name: str) -> Response:
