@@ -18,6 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from torah_study import __version__
+from torah_study.answer.llm.base import ProviderError
 from torah_study.answer.pipeline import (
     DoneEvent,
     ErrorEvent,
@@ -86,6 +87,14 @@ def create_app(
         app.state.chat = ConversationChat(
             opened.conversations, built.pipeline, build_rewriter(settings, built)
         )
+        load = getattr(built.pipeline.model, "load", None)
+        if load is not None:
+            try:
+                await run_in_threadpool(load)
+            except ProviderError as error:
+                logger.error(
+                    "Loading %s failed: %s", built.pipeline.provider_name, error
+                )
         _warm_in_background(built)
         sweeper = asyncio.create_task(_sweep_stale_answers(opened))
         logger.info(

@@ -85,6 +85,15 @@ class LocalModel:
             )
         return self._llama
 
+    def load(self) -> None:
+        """Load the weights now instead of at the first answer.
+
+        llama-cpp-python silences the whole process's stdout and stderr while
+        it loads a model, so a server loads it before it starts logging.
+        """
+        with self._lock:
+            self._load()
+
     def warm(self) -> None:
         """Load the weights and generate one token.
 
