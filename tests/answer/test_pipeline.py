@@ -280,3 +280,16 @@ def test_cancel_before_generation_skips_the_model(services) -> None:  # type: ig
             events.append(event)
     assert model.requested == 0
     assert [e.kind for e in events] == ["sources"]
+
+
+def test_answer_cut_inside_a_citation_loses_the_fragment(services) -> None:  # type: ignore[no-untyped-def]
+    n = _lev_number(_run(services, None))
+    model = ScriptedModel(
+        [f"Leviticus 19:18 commands love of one's neighbor [{n}]. ", "And [thi"]
+    )
+    events = _run(services, model)
+    text = _text(events)
+    assert "[thi" not in text
+    assert f"[{n}]" in text
+    reasons = [r["reason"] for r in _report(events)["removed"]]
+    assert reasons == ["ends inside a citation marker"]

@@ -562,6 +562,12 @@ def test_lookup_answer_keeps_each_source_apart(page: Any) -> None:
     citations = answer.locator("button.citation")
     expect(citations).to_have_count(3)
     assert [c.get_attribute("data-rank") for c in citations.all()] == ["1", "2", "3"]
+    citations.first.click()
+    card = page.locator("[data-testid=source-card][data-active]")
+    expect(card).to_have_attribute("data-ref", "Genesis 1:1")
+    expect(card.get_by_test_id("source-verified")).to_have_text(
+        "Quoted from the library's text"
+    )
 
 
 def test_unusable_conversation_link_starts_afresh(page: Any) -> None:

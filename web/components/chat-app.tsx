@@ -219,9 +219,9 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
         sources: m.sources.map((s) => ({ ...s, verified: cited.has(s.rank) })),
       }));
     } else if (event === "done") {
-      const done = data as { answer: string; mode: string };
+      const done = data as { answer: string; mode: string; provider: string };
       turn.ended = true;
-      patch(id, (m) => ({ ...m, status: "complete", content: done.answer, mode: done.mode }));
+      patch(id, (m) => ({ ...m, status: "complete", content: done.answer, mode: done.mode, provider: done.provider }));
     } else if (event === "error") {
       const failure = data as { message: string };
       turn.ended = true;
@@ -259,7 +259,15 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
     }
     const questionId = `local-q-${Date.now()}`;
     const answerId = `local-a-${Date.now()}`;
-    const blank = { status: "complete" as const, mode: null, error: null, verification: null, feedback: null, sources: [] };
+    const blank = {
+      status: "complete" as const,
+      mode: null,
+      provider: null,
+      error: null,
+      verification: null,
+      feedback: null,
+      sources: [],
+    };
     setMessages((current) => [
       ...current,
       { ...blank, id: questionId, role: "user", content },
@@ -506,6 +514,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
             sources={panelMessage.sources}
             selected={panel.rank}
             verification={panelMessage.verification}
+            quotedOnly={panelMessage.provider === "sources-only"}
             onClose={closePanel}
           />
         </div>

@@ -31,10 +31,11 @@ type PanelProps = {
   sources: Source[];
   selected: number | null;
   verification: Verification | null;
+  quotedOnly: boolean; // the answer lists the sources' own words instead of a model's text
   onClose: () => void;
 };
 
-export function SourcePanel({ sources, selected, verification, onClose }: PanelProps) {
+export function SourcePanel({ sources, selected, verification, quotedOnly, onClose }: PanelProps) {
   const { t } = useI18n();
   const quotes = verification?.quotes_checked ?? 0;
   const refs = verification?.refs_checked?.length ?? 0;
@@ -53,7 +54,7 @@ export function SourcePanel({ sources, selected, verification, onClose }: PanelP
       </div>
       {verification && (quotes > 0 || refs > 0 || removed > 0) && (
         <p className="border-b border-border px-4 py-2 text-xs text-muted-foreground" data-testid="verification-summary">
-          {t.quotesChecked(quotes, refs)}
+          {verification.fallback ? t.fallbackNote : t.quotesChecked(quotes, refs)}
           {removed > 0 && <> · {t.removedSentences(removed)}</>}
         </p>
       )}
@@ -64,6 +65,7 @@ export function SourcePanel({ sources, selected, verification, onClose }: PanelP
             source={source}
             active={source.rank === selected}
             quotes={verification?.quotes_found?.[String(source.rank)] ?? 0}
+            quotedOnly={quotedOnly}
           />
         ))}
       </ol>
@@ -71,9 +73,9 @@ export function SourcePanel({ sources, selected, verification, onClose }: PanelP
   );
 }
 
-type CardProps = { source: Source; active: boolean; quotes: number };
+type CardProps = { source: Source; active: boolean; quotes: number; quotedOnly: boolean };
 
-function SourceCard({ source, active, quotes }: CardProps) {
+function SourceCard({ source, active, quotes, quotedOnly }: CardProps) {
   const { t, lang } = useI18n();
   const card = useRef<HTMLLIElement>(null);
   const [text, setText] = useState<{ he: string; en: string } | null>(
@@ -115,7 +117,7 @@ function SourceCard({ source, active, quotes }: CardProps) {
       </span>
     ) : source.verified ? (
       <span className="inline-flex items-center gap-1 text-green-800" data-testid="source-verified">
-        <CheckCircle2 className="size-3.5" aria-hidden /> {t.verified}
+        <CheckCircle2 className="size-3.5" aria-hidden /> {quotedOnly ? t.quotedFromLibrary : t.verified}
         {quotes > 0 && <> · {t.quotesFound(quotes)}</>}
       </span>
     ) : (

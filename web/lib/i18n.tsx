@@ -73,6 +73,8 @@ const en = {
   english: "English",
   verified: "Cited and checked against the text",
   notCited: "Retrieved, not cited",
+  quotedFromLibrary: "Quoted from the library's text",
+  fallbackNote: "The model's text was not supported by the sources, so the sources are shown instead",
   quotesFound: (count: number) =>
     `${count} quotation${count === 1 ? "" : "s"} found word for word in this text`,
   checking: "Being checked…",
@@ -171,10 +173,13 @@ const he: Strings = {
   english: "אנגלית",
   verified: "צוטט ונבדק מול הטקסט",
   notCited: "נמצא, לא צוטט",
+  quotedFromLibrary: "מצוטט מטקסט הספרייה",
+  fallbackNote: "המקורות אינם תומכים בטקסט של המודל, ולכן מוצגים המקורות עצמם",
   quotesFound: (count: number) => (count === 1 ? "ציטוט אחד נמצא מילה במילה בטקסט" : `${count} ציטוטים נמצאו מילה במילה בטקסט`),
   checking: "בבדיקה…",
   quotesChecked: (quotes: number, refs: number) => `נבדקו ${quotes} ציטוטים ו־${refs} מראי מקום`,
-  removedSentences: (count: number) => `הוסרו ${count} משפטים שהמקורות אינם תומכים בהם`,
+  removedSentences: (count: number) =>
+    count === 1 ? "הוסר משפט אחד שהמקורות אינם תומכים בו" : `הוסרו ${count} משפטים שהמקורות אינם תומכים בהם`,
   openOnSefaria: "פתיחה בספריא",
   openInContext: "פתיחה בהקשר",
   showSource: "הצגת המקור בלבד",

@@ -57,6 +57,7 @@ export type Message = {
   content: string;
   status: MessageStatus;
   mode: string | null;
+  provider: string | null; // "sources-only" when the answer lists the sources themselves
   error: string | null;
   verification: Verification | null;
   feedback: "up" | "down" | null;

@@ -165,6 +165,9 @@ class Verifier:
         # marks, its own citations), not to the answer.
         sentence = _ABBREVIATION_QUOTE.sub("", sentence)
         unquoted = _QUOTE.sub(" ", sentence)
+        if unquoted.count("[") > unquoted.count("]"):
+            # An answer cut off by its token limit can end inside a marker.
+            return "ends inside a citation marker"
         numbers = cited_numbers(unquoted)
         for number in numbers:
             if not 1 <= number <= len(self.passages):
