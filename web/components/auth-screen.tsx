@@ -49,6 +49,8 @@ export function AuthScreen({ notice, onSignedIn }: Props) {
     if (problem.status === 409) return t.emailTaken;
     if (problem.status === 429) return t.tooManyTries;
     if (problem.status === 503) return t.mailDown;
+    // TODO: other messages (a password too weak, say) come from the service
+    // in English whatever the interface language.
     return problem.message;
   }
 

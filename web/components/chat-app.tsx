@@ -107,6 +107,8 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
   }
 
   const open = useCallback(async (id: string | null, push = true) => {
+    // TODO: leaving a conversation stops its streaming answer, because the
+    // service stops generating when the reader goes away.
     abort.current?.abort();
     setPanel(null);
     setError(null);
