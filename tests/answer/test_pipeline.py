@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -16,8 +17,10 @@ from torah_study.answer.pipeline import (
     SourcesEvent,
     TokenEvent,
     VerificationEvent,
+    sources_only_answer,
 )
 from torah_study.answer.prompts import ABSTAIN, RABBI
+from torah_study.retrieval.retriever import Passage
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 
@@ -293,3 +296,14 @@ def test_answer_cut_inside_a_citation_loses_the_fragment(services) -> None:  # t
     assert f"[{n}]" in text
     reasons = [r["reason"] for r in _report(events)["removed"]]
     assert reasons == ["ends inside a citation marker"]
+
+
+def test_sources_list_turns_footnote_markers_into_parentheses(services) -> None:  # type: ignore[no-untyped-def]
+    daf = services.retriever.lookup(services.catalog.parse("Berakhot 11b"))
+    records = [r for r in daf if re.search(r"\w\[\d{1,3}\]", r.en[:200])]
+    assert records, "the test library should hold a segment with a footnote marker"
+    record = records[0]
+    text = sources_only_answer([Passage(record, 1.0)], "en", False, False)
+    body = text.split("\n", 2)[2]
+    assert re.findall(r"\[\d+\]", body) == ["[1]"]
+    assert re.search(r"\w\(\d{1,3}\)", body)

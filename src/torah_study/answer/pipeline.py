@@ -8,6 +8,7 @@ so a sentence that fails verification never reaches the learner.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -115,6 +116,16 @@ def source_payload(number: int, passage: Passage) -> dict[str, Any]:
     }
 
 
+# Footnote markers inside a source's own text, such as "love[2]". Copied into
+# an answer they would read as citations of other sources.
+_FOOTNOTE = re.compile(r"\[(\d{1,3})\]")
+
+
+def quote_text(text: str) -> str:
+    """Return ``text`` clipped for quoting, its footnote markers as ``(2)``."""
+    return _FOOTNOTE.sub(r"(\1)", clip(text))
+
+
 def clip(text: str, limit: int = QUOTE_CHARS) -> str:
     """Cut ``text`` at a word boundary and mark the cut with an ellipsis."""
     if len(text) <= limit:
@@ -136,10 +147,10 @@ def sources_only_answer(
             (record.he, record.en) if language == "he" else (record.en, record.he)
         )
         main = first or second
-        lines.append(f"[{number}] {ref}: \u201c{clip(main)}\u201d")
+        lines.append(f"[{number}] {ref}: \u201c{quote_text(main)}\u201d")
         other = second if first else ""
         if other:
-            lines.append(f"    \u201c{clip(other)}\u201d")
+            lines.append(f"    \u201c{quote_text(other)}\u201d")
     if practical:
         lines.extend(["", RABBI[language]])
     return "\n".join(lines) + "\n"
