@@ -503,6 +503,8 @@ def test_phone_layout_folds_the_sidebar(phone: Any) -> None:
     last_answer(phone).locator("button.citation").first.click()
     panel = phone.get_by_test_id("source-panel")
     expect(panel).to_be_in_viewport()
+    expect(phone.get_by_role("dialog", name="Sources")).to_be_visible()
+    assert phone.get_by_role("main").evaluate("e => e.inert")
     screenshot(phone, "09-phone-sources")
     phone.get_by_role("button", name="Close sources").click()
     expect(panel).to_have_count(0)
@@ -513,6 +515,13 @@ def test_phone_layout_folds_the_sidebar(phone: Any) -> None:
     assert box["x"] >= 0
     expect(phone.get_by_test_id("conversation-item")).to_have_count(1)
     screenshot(phone, "10-phone-sidebar")
+    expect(phone.get_by_test_id("new-conversation")).to_be_focused()
+    assert phone.get_by_role("main").evaluate("e => e.inert")
+    phone.keyboard.press("Escape")
+    expect(phone.get_by_role("button", name="Show conversations")).to_be_focused()
+    assert sidebar.evaluate("e => e.inert")
+
+    phone.get_by_role("button", name="Show conversations").click()
     phone.get_by_test_id("new-conversation").click()
     phone.wait_for_timeout(400)
     box = sidebar.bounding_box()
@@ -665,3 +674,25 @@ def test_other_tab_signing_in_is_followed(browser: Any, site: Site) -> None:
         expect(first.get_by_test_id("sidebar")).to_contain_text(other)
     finally:
         context.close()
+
+
+def test_escape_in_a_dialog_keeps_the_phone_sidebar(phone: Any, site: Site) -> None:
+    register(phone, new_email())
+    with site.client() as client:
+        response = client.post(
+            "/conversations",
+            headers={"Authorization": f"Bearer {access_token(phone)}"},
+            json={"title": "Shema"},
+        )
+    assert response.status_code == 201
+    phone.reload()
+    phone.get_by_role("button", name="Show conversations").click()
+    sidebar = phone.get_by_test_id("sidebar")
+    actions = phone.get_by_role("button", name=re.compile("^Conversation actions"))
+    actions.click()
+    phone.get_by_role("menuitem", name="Delete").click()
+    expect(phone.get_by_role("alertdialog")).to_be_visible()
+    phone.keyboard.press("Escape")
+    expect(phone.get_by_role("alertdialog")).to_have_count(0)
+    assert not sidebar.evaluate("e => e.inert")
+    expect(actions).to_be_focused()

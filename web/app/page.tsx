@@ -23,7 +23,10 @@ function Root() {
       if (event.key !== USER_KEY && event.key !== null) return;
       setUser((current) => {
         const stored = storedUser();
-        return stored?.id === current?.id ? current : stored;
+        if (stored?.id === current?.id) return current;
+        // The open conversation belongs to the account that left.
+        window.history.replaceState(null, "", window.location.pathname);
+        return stored;
       });
     };
     window.addEventListener("storage", onStorage);

@@ -117,6 +117,7 @@ export function AuthScreen({ notice, onSignedIn }: Props) {
                   name="email"
                   type="email"
                   autoComplete="email"
+                  maxLength={320}
                   required
                   autoFocus
                   value={email}

@@ -16,7 +16,7 @@ import { ApiError, api, authorized } from "@/lib/api";
 import { useI18n } from "@/lib/i18n";
 import { askStream, type StreamEvent } from "@/lib/stream";
 import type { Conversation, ConversationDetail, ConversationPage, Message, Source, User, Verification } from "@/lib/types";
-import { sefariaUrl } from "@/lib/utils";
+import { sefariaUrl, useMediaQuery } from "@/lib/utils";
 
 const DIASPORA = "torah-study.diaspora";
 const PAGE_SIZE = 50;
@@ -81,6 +81,13 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
   const composer = useRef<HTMLTextAreaElement>(null);
   const bottom = useRef<HTMLDivElement>(null);
   const opener = useRef<HTMLElement | null>(null);
+  const menuButton = useRef<HTMLButtonElement>(null);
+  const panelBeside = useMediaQuery("(min-width: 1024px)");
+  const sidebarBeside = useMediaQuery("(min-width: 768px)");
+  // On narrow screens the open sidebar or panel covers the page, so the page
+  // behind it leaves the tab order.
+  const panelCovers = panel !== null && !panelBeside;
+  const sidebarCovers = sidebarOpen && !sidebarBeside;
 
   const [nextCursor, setNextCursor] = useState<string | null>(null);
 
@@ -129,6 +136,9 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       setActiveTitle(detail.title);
     } catch (problem) {
       // Start a new conversation instead of leaving one that cannot be used.
+      if (problem instanceof ApiError && problem.status === 404) {
+        setConversations((current) => current.filter((c) => c.id !== id));
+      }
       setMessages([]);
       setActiveId(null);
       setUrlConversation(null, false);
@@ -154,7 +164,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
 
   useEffect(() => {
     function onKey(event: globalThis.KeyboardEvent) {
-      if (event.key === "Escape" && panel) closePanel();
+      if (event.key === "Escape" && panel && !event.defaultPrevented) closePanel();
     }
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
@@ -165,6 +175,11 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
     if (document.activeElement instanceof HTMLElement) opener.current = document.activeElement;
     setPanel({ messageId, rank });
   }
+
+  const closeSidebar = useCallback(() => {
+    setSidebarOpen(false);
+    window.setTimeout(() => menuButton.current?.focus(), 0);
+  }, []);
 
   function closePanel() {
     setPanel(null);
@@ -285,6 +300,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       for await (const streamEvent of askStream(conversationId, content, controller.signal)) {
         apply(streamEvent, turn);
       }
+      if (turn.answerId === answerId) throw new Error(t.noReply);
       if (!turn.ended) {
         const id = turn.answerId;
         patch(id, (m) => ({ ...m, status: "interrupted" }));
@@ -409,7 +425,8 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
         email={user.email}
         diaspora={diaspora ?? calendar}
         open={sidebarOpen}
-        onClose={() => setSidebarOpen(false)}
+        covered={panelCovers}
+        onClose={closeSidebar}
         onSelect={(id) => void open(id)}
         onNew={() => void open(null)}
         onMore={nextCursor ? () => void loadMore() : null}
@@ -421,9 +438,21 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
         }}
         onSignOut={onSignOut}
       />
-      <main className="flex min-w-0 flex-1 flex-col" aria-label={t.mainLabel}>
+      <main
+        className="flex min-w-0 flex-1 flex-col"
+        aria-label={t.mainLabel}
+        inert={panelCovers || sidebarCovers ? true : undefined}
+      >
         <header className="flex items-center gap-2 border-b border-border px-3 py-2">
-          <Button variant="ghost" size="icon" className="md:hidden" onClick={() => setSidebarOpen(true)} aria-label={t.openSidebar} aria-expanded={sidebarOpen}>
+          <Button
+            ref={menuButton}
+            variant="ghost"
+            size="icon"
+            className="md:hidden"
+            onClick={() => setSidebarOpen(true)}
+            aria-label={t.openSidebar}
+            aria-expanded={sidebarOpen}
+          >
             <Menu />
           </Button>
           <h1 className="min-w-0 flex-1 truncate font-semibold" dir="auto" data-testid="conversation-title">
@@ -511,7 +540,12 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
         </form>
       </main>
       {panel && panelMessage && (
-        <div className="fixed inset-0 z-50 bg-background lg:static lg:z-auto lg:w-[30rem] lg:shrink-0">
+        <div
+          className="fixed inset-0 z-50 bg-background lg:static lg:z-auto lg:w-[30rem] lg:shrink-0"
+          role={panelCovers ? "dialog" : undefined}
+          aria-modal={panelCovers ? true : undefined}
+          aria-label={panelCovers ? t.sources : undefined}
+        >
           <SourcePanel
             sources={panelMessage.sources}
             selected={panel.rank}

@@ -94,6 +94,12 @@ export function MessageView({ message, live, canRetry, onCite, onShowSources, on
           <Markdown text={message.content} sourceCount={message.sources.length} onCite={onCite} />
         )}
       </div>
+      {!live && message.status === "streaming" && (
+        <p className="flex items-center gap-2 text-sm text-muted-foreground" role="status" data-testid="message-status">
+          <AlertTriangle className="size-4" aria-hidden />
+          {t.unfinished}
+        </p>
+      )}
       {(message.status === "interrupted" || message.status === "failed") && (
         <p className="flex items-center gap-2 text-sm text-destructive" role="status" data-testid="message-status">
           <AlertTriangle className="size-4" aria-hidden />

@@ -5,6 +5,7 @@
 import { LogOut, MoreHorizontal, Pencil, Plus, Trash2, X } from "lucide-react";
 import { useEffect, useRef, useState, type FormEvent } from "react";
 
+
 import { LanguageToggle } from "@/components/language-toggle";
 import { Button } from "@/components/ui/button";
 import {
@@ -24,7 +25,7 @@ import { DropdownMenu, DropdownMenuContent, DropdownMenuItem, DropdownMenuTrigge
 import { Input, Label } from "@/components/ui/input";
 import { useI18n } from "@/lib/i18n";
 import type { Conversation } from "@/lib/types";
-import { cn } from "@/lib/utils";
+import { cn, useMediaQuery } from "@/lib/utils";
 
 type Props = {
   conversations: Conversation[];
@@ -32,6 +33,7 @@ type Props = {
   email: string;
   diaspora: boolean | null; // null until the service's setting is known
   open: boolean;
+  covered: boolean; // the source panel covers the screen
   onClose: () => void;
   onSelect: (id: string) => void;
   onNew: () => void;
@@ -48,17 +50,10 @@ export function Sidebar(props: Props) {
   const [deleting, setDeleting] = useState<Conversation | null>(null);
   const [title, setTitle] = useState("");
   const [error, setError] = useState<string | null>(null);
-  const [wide, setWide] = useState(true);
+  const wide = useMediaQuery("(min-width: 768px)");
   const newButton = useRef<HTMLButtonElement>(null);
   const renamedId = useRef<string | undefined>(undefined);
-
-  useEffect(() => {
-    const query = window.matchMedia("(min-width: 768px)");
-    const update = () => setWide(query.matches);
-    update();
-    query.addEventListener("change", update);
-    return () => query.removeEventListener("change", update);
-  }, []);
+  const deletedId = useRef<string | undefined>(undefined);
 
   // On a narrow screen the open sidebar takes the focus and Escape closes it.
   const { open, onClose } = props;
@@ -66,7 +61,9 @@ export function Sidebar(props: Props) {
     if (wide || !open) return;
     newButton.current?.focus();
     const onKey = (event: KeyboardEvent) => {
-      if (event.key === "Escape") onClose();
+      // Escape in a menu or dialog closes only that: the dialog library marks
+      // the key event as handled.
+      if (event.key === "Escape" && !event.defaultPrevented) onClose();
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
@@ -75,7 +72,8 @@ export function Sidebar(props: Props) {
   /** Focus a conversation's button, or New conversation when it is gone. */
   function focusAfterDialog(event: Event, id: string | undefined) {
     event.preventDefault();
-    const item = id ? document.querySelector<HTMLElement>(`[data-id="${id}"] button`) : null;
+    // The conversation's actions button when it is still listed.
+    const item = id ? document.querySelector<HTMLElement>(`li[data-id="${id}"] button[aria-haspopup]`) : null;
     (item ?? newButton.current)?.focus();
   }
 
@@ -98,7 +96,7 @@ export function Sidebar(props: Props) {
         !props.open && "max-md:ltr:-translate-x-full max-md:rtl:translate-x-full",
       )}
       data-testid="sidebar"
-      inert={!wide && !props.open ? true : undefined}
+      inert={(!wide && !props.open) || props.covered ? true : undefined}
     >
       <div className="flex items-center justify-between gap-2 p-3">
         <span className="font-semibold">{t.appName}</span>
@@ -153,7 +151,13 @@ export function Sidebar(props: Props) {
                   >
                     <Pencil aria-hidden /> {t.rename}
                   </DropdownMenuItem>
-                  <DropdownMenuItem className="text-destructive" onSelect={() => setDeleting(conversation)}>
+                  <DropdownMenuItem
+                    className="text-destructive"
+                    onSelect={() => {
+                      deletedId.current = conversation.id;
+                      setDeleting(conversation);
+                    }}
+                  >
                     <Trash2 aria-hidden /> {t.delete}
                   </DropdownMenuItem>
                 </DropdownMenuContent>
@@ -226,7 +230,7 @@ export function Sidebar(props: Props) {
       </Dialog>
 
       <AlertDialog open={deleting !== null} onOpenChange={(open) => !open && setDeleting(null)}>
-        <AlertDialogContent onCloseAutoFocus={(event) => focusAfterDialog(event, undefined)}>
+        <AlertDialogContent onCloseAutoFocus={(event) => focusAfterDialog(event, deletedId.current)}>
           <AlertDialogTitle>{t.deleteTitle}</AlertDialogTitle>
           <AlertDialogDescription>
             <bdi>{deleting?.title || t.untitled}</bdi> — {t.deleteBody}

@@ -40,6 +40,13 @@ export function SourcePanel({ sources, selected, verification, quotedOnly, onClo
   const quotes = verification?.quotes_checked ?? 0;
   const refs = verification?.refs_checked?.length ?? 0;
   const removed = verification?.removed?.length ?? 0;
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  // Opened without a chosen source, the panel takes the focus itself.
+  useEffect(() => {
+    if (selected === null) heading.current?.focus();
+  }, [selected]);
+
   return (
     <aside
       aria-label={t.sources}
@@ -47,12 +54,14 @@ export function SourcePanel({ sources, selected, verification, quotedOnly, onClo
       data-testid="source-panel"
     >
       <div className="flex items-center justify-between gap-2 border-b border-border px-4 py-3">
-        <h2 className="text-base font-semibold">{t.sources}</h2>
+        <h2 ref={heading} tabIndex={-1} className="text-base font-semibold outline-none">
+          {t.sources}
+        </h2>
         <Button variant="ghost" size="icon" onClick={onClose} aria-label={t.closePanel}>
           <X />
         </Button>
       </div>
-      {verification && (quotes > 0 || refs > 0 || removed > 0) && (
+      {verification && (verification.fallback || quotes > 0 || refs > 0 || removed > 0) && (
         <p className="border-b border-border px-4 py-2 text-xs text-muted-foreground" data-testid="verification-summary">
           {verification.fallback ? t.fallbackNote : t.quotesChecked(quotes, refs)}
           {removed > 0 && <> · {t.removedSentences(removed)}</>}

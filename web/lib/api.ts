@@ -65,7 +65,7 @@ function signedOut(): void {
 }
 
 /** The message of an error reply: FastAPI's `detail`, as text. */
-async function errorMessage(response: Response): Promise<string> {
+export async function errorMessage(response: Response): Promise<string> {
   try {
     const body = await response.json();
     const detail = body?.detail;

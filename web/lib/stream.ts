@@ -2,7 +2,7 @@
 // EventSource cannot send a POST body or an Authorization header, so the
 // stream is parsed here.
 
-import { ApiError, authorized } from "./api";
+import { ApiError, authorized, errorMessage } from "./api";
 
 export type StreamEvent = { event: string; data: unknown };
 
@@ -74,14 +74,11 @@ export async function* askStream(
     },
   );
   if (!response.ok || !response.body) {
-    let message = response.statusText || `HTTP ${response.status}`;
-    try {
-      const body = await response.json();
-      if (typeof body?.detail === "string") message = body.detail;
-    } catch {
-      // keep the status text
-    }
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, await errorMessage(response));
+  }
+  if (!response.headers.get("Content-Type")?.startsWith("text/event-stream")) {
+    // A proxy or portal answered in the service's place.
+    throw new ApiError(response.status, `The reply was not an answer stream (HTTP ${response.status}).`);
   }
   yield* readEvents(response.body);
 }

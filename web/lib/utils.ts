@@ -1,4 +1,5 @@
 import { clsx, type ClassValue } from "clsx";
+import { useEffect, useState } from "react";
 import { twMerge } from "tailwind-merge";
 
 export function cn(...inputs: ClassValue[]): string {
@@ -17,4 +18,17 @@ export function sefariaUrl(ref: string): string {
     .replace(/%2C/g, ",")
     .replace(/[!*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
   return "https://www.sefaria.org/" + encoded;
+}
+
+/** Track whether a CSS media query matches (true before the first check). */
+export function useMediaQuery(query: string): boolean {
+  const [matches, setMatches] = useState(true);
+  useEffect(() => {
+    const list = window.matchMedia(query);
+    const update = () => setMatches(list.matches);
+    update();
+    list.addEventListener("change", update);
+    return () => list.removeEventListener("change", update);
+  }, [query]);
+  return matches;
 }
