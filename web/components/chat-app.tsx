@@ -274,6 +274,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       setError(problem instanceof Error ? problem.message : String(problem));
       return;
     }
+
     const questionId = `local-q-${Date.now()}`;
     const answerId = `local-a-${Date.now()}`;
     const blank = {
@@ -291,10 +292,12 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       { ...blank, id: answerId, role: "assistant", content: "", status: "streaming" },
     ]);
     setDraft("");
+
     setLiveId(answerId);
     setStatus(t.thinking);
     const controller = new AbortController();
     abort.current = controller;
+
     const turn: LiveTurn = { conversationId, questionId, answerId, ended: false };
     try {
       for await (const streamEvent of askStream(conversationId, content, controller.signal)) {
@@ -325,6 +328,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       setLiveId(null);
       setStatus("");
     }
+
     if (controller.signal.aborted || turn.refused) return;
     // Read back what the service saved: ids, verified sources, title.
     try {

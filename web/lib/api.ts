@@ -64,7 +64,7 @@ function signedOut(): void {
   for (const listener of signedOutListeners) listener();
 }
 
-/** The message of an error reply: FastAPI's `detail`, as text. */
+/** Read the message of an error reply: FastAPI's `detail`, as text. */
 export async function errorMessage(response: Response): Promise<string> {
   try {
     const body = await response.json();

@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
-# Where the build is looked for when no folder is configured: the build
-# output of the checkout this package is installed from.
+# Default build folder when none is configured: the build output of the
+# checkout this package is installed from.
 CHECKOUT = Path(__file__).resolve().parents[3] / "web" / "out"
 
 # Next.js writes inline scripts that hydrate the page. They are allowed by
@@ -92,7 +92,7 @@ class LongCache:
 
 
 def find_web_dir(configured: Path | None) -> Path | None:
-    """The folder holding the built ``index.html``, or None when there is none."""
+    """Find the folder that holds the built ``index.html``, or return None."""
     folder = configured or CHECKOUT
     if (folder / "index.html").is_file():
         return folder.resolve()
