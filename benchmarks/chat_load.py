@@ -231,9 +231,17 @@ def service_environment(
 
 @contextmanager
 def running_service(
-    data_dir: Path, database_url: str, users: int, folder: Path, log_path: Path
+    data_dir: Path,
+    database_url: str,
+    users: int,
+    folder: Path,
+    log_path: Path,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[str]:
-    """Run the service under uvicorn in a child process and yield its base URL."""
+    """Run the service under uvicorn in a child process and yield its base URL.
+
+    ``settings`` adds environment variables, such as ``TORAH_STUDY_WEB_DIR``.
+    """
     port = free_port()
     log_config = folder / "logging.json"
     log_config.write_text(json.dumps(SERVICE_LOGGING), encoding="utf-8")
@@ -257,7 +265,10 @@ def running_service(
         process = subprocess.Popen(
             command,
             cwd=folder,
-            env=service_environment(data_dir, database_url, users),
+            env={
+                **service_environment(data_dir, database_url, users),
+                **(settings or {}),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -45,30 +45,19 @@ import gzip
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from bench_common import latency_summary, machine_info
-from chat_load import (
-    SERVER_STOP_SECONDS,
-    SERVICE_LOGGING,
-    free_port,
-    scan_log,
-    service_environment,
-    sqlite_database,
-    wait_until_healthy,
-)
+from chat_load import running_service, scan_log, sqlite_database
 
 DATA_DIR_ENV = "TORAH_STUDY_DATA_DIR"
 REPO = Path(__file__).resolve().parent.parent
@@ -286,58 +275,6 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 # The service.
-
-
-@contextmanager
-def running_service(
-    data_dir: Path, web_dir: Path, database_url: str, folder: Path, log_path: Path
-) -> Iterator[str]:
-    """Run the service with the web app under uvicorn and yield its base URL."""
-    port = free_port()
-    log_config = folder / "logging.json"
-    log_config.write_text(json.dumps(SERVICE_LOGGING), encoding="utf-8")
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "torah_study.api.app:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-config",
-        str(log_config),
-        "--log-level",
-        "info",
-    ]
-    # Two accounts register from 127.0.0.1: the API client's and the browser's.
-    environment = service_environment(data_dir, database_url, users=2)
-    environment["TORAH_STUDY_WEB_DIR"] = str(web_dir)
-    base_url = f"http://127.0.0.1:{port}"
-    with log_path.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=folder,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_healthy(process, base_url, log_path)
-            yield base_url
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=SERVER_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                print(
-                    f"warning: the service did not stop in {SERVER_STOP_SECONDS} s; "
-                    "killing it",
-                    file=sys.stderr,
-                )
-                process.kill()
-                process.wait()
 
 
 def check_web_app(client: httpx.Client) -> None:
@@ -752,7 +689,15 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     log_path = log_dir / "web-latency.log"
     with (
         sqlite_database(folder) as url,
-        running_service(args.data_dir, web_dir, url, folder, log_path) as base_url,
+        # Two accounts register from 127.0.0.1: the API client's and the browser's.
+        running_service(
+            args.data_dir,
+            url,
+            2,
+            folder,
+            log_path,
+            {"TORAH_STUDY_WEB_DIR": str(web_dir)},
+        ) as base_url,
         httpx.Client(
             base_url=base_url, timeout=args.timeout, trust_env=False
         ) as client,

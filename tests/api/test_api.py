@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from servers import accounts_settings, live_server, register
+from slow_models import UnfinishedSentenceModel
 from torah_study.answer.llm.base import ChatMessage
 from torah_study.answer.pipeline import AnswerPipeline
 from torah_study.api.app import create_app
@@ -363,35 +364,6 @@ def test_leaving_a_stream_stops_the_model(
     finally:
         services.pipeline = original
     assert model.produced < 300
-
-
-class UnfinishedSentenceModel:
-    """Streams words with no sentence end for seconds, counting the pieces.
-
-    The pipeline shows nothing while a sentence is unfinished, so no event
-    reaches the stream until the model ends its sentence.
-    """
-
-    name = "unfinished"
-
-    def __init__(self, words: int, delay: float) -> None:
-        self.words = words
-        self.delay = delay
-        self.requested = 0
-        self.closed = threading.Event()
-
-    def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int
-    ) -> Iterator[str]:
-        try:
-            for _ in range(self.words):
-                self.requested += 1
-                time.sleep(self.delay)
-                yield "word "
-            self.requested += 1
-            yield "about Leviticus 19:18 [1]."
-        finally:
-            self.closed.set()
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:

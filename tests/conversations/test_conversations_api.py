@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from servers import accounts_settings, live_server, register
+from slow_models import UnfinishedSentenceModel
 from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
 from torah_study.answer.pipeline import (
     AnswerPipeline,
@@ -715,35 +716,6 @@ def test_conversation_reads_feedback_in_one_query(
     assert ratings == [None, "up", None, None, None, "down"]
     assert sum("FROM feedback" in s for s in statements) == 1
     assert sum("FROM message_sources" in s for s in statements) == 1
-
-
-class UnfinishedSentenceModel:
-    """Streams words with no sentence end for seconds, counting the pieces.
-
-    The pipeline shows nothing while a sentence is unfinished, so no event
-    reaches the stream until the model ends its sentence.
-    """
-
-    name = "unfinished"
-
-    def __init__(self, words: int, delay: float) -> None:
-        self.words = words
-        self.delay = delay
-        self.requested = 0
-        self.closed = threading.Event()
-
-    def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int
-    ) -> Iterator[str | Usage]:
-        try:
-            for _ in range(self.words):
-                self.requested += 1
-                time.sleep(self.delay)
-                yield "word "
-            self.requested += 1
-            yield "about Leviticus 19:18 [1]."
-        finally:
-            self.closed.set()
 
 
 def test_stop_during_an_unfinished_sentence_is_prompt(

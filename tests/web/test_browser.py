@@ -48,6 +48,14 @@ def ask(page: Any, question: str) -> None:
     box.press("Enter")
 
 
+def ask_and_wait(page: Any, question: str) -> Any:
+    """Ask ``question`` and return the answer once it is complete."""
+    ask(page, question)
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-status", "complete", timeout=60_000)
+    return answer
+
+
 def last_answer(page: Any) -> Any:
     return page.get_by_test_id("assistant-message").last
 
@@ -257,10 +265,7 @@ def test_learner_flow_from_sign_in_to_delete(page: Any, site: Site) -> None:
 
 def test_hebrew_question_and_interface_render_right_to_left(page: Any) -> None:
     register(page, new_email())
-    ask(page, HEBREW_QUESTION)
-    expect(last_answer(page)).to_have_attribute(
-        "data-status", "complete", timeout=60_000
-    )
+    ask_and_wait(page, HEBREW_QUESTION)
     question = page.get_by_test_id("user-text").last
     assert question.evaluate("e => e.matches(':dir(rtl)')")
     paragraph = last_answer(page).locator(".answer p").first
@@ -292,10 +297,7 @@ def test_hebrew_question_and_interface_render_right_to_left(page: Any) -> None:
 
 def test_markup_in_questions_and_answers_stays_text(page: Any) -> None:
     register(page, new_email())
-    ask(page, HOSTILE_QUESTION)
-    expect(last_answer(page)).to_have_attribute(
-        "data-status", "complete", timeout=60_000
-    )
+    ask_and_wait(page, HOSTILE_QUESTION)
     expect(page.get_by_test_id("user-text").last).to_have_text(HOSTILE_QUESTION)
     messages = page.get_by_test_id("messages")
     assert messages.locator("img").count() == 0
@@ -398,10 +400,7 @@ def test_keyboard_alone_asks_and_opens_a_source(page: Any) -> None:
 
 def test_text_contrast_passes_wcag_aa(page: Any) -> None:
     register(page, new_email())
-    ask(page, QUESTION)
-    expect(last_answer(page)).to_have_attribute(
-        "data-status", "complete", timeout=60_000
-    )
+    ask_and_wait(page, QUESTION)
     last_answer(page).locator("button.citation").first.click()
     expect(page.locator("[data-testid=source-card][data-active]")).to_be_visible()
     failures = page.evaluate(CONTRAST_AUDIT.read_text(encoding="utf-8"))
@@ -410,10 +409,7 @@ def test_text_contrast_passes_wcag_aa(page: Any) -> None:
 
 def test_every_control_has_a_name(page: Any) -> None:
     register(page, new_email())
-    ask(page, QUESTION)
-    expect(last_answer(page)).to_have_attribute(
-        "data-status", "complete", timeout=60_000
-    )
+    ask_and_wait(page, QUESTION)
     last_answer(page).locator("button.citation").first.click()
     expect(page.locator("[data-testid=source-card][data-active]")).to_be_visible()
     unnamed = page.evaluate(NAMES_AUDIT.read_text(encoding="utf-8"))
@@ -454,10 +450,7 @@ def test_email_code_step_signs_in(mfa_page: Any, mfa_site: tuple[Any, Any]) -> N
 
 def test_expired_access_token_is_renewed(page: Any, site: Site) -> None:
     register(page, new_email())
-    ask(page, QUESTION)
-    expect(last_answer(page)).to_have_attribute(
-        "data-status", "complete", timeout=60_000
-    )
+    ask_and_wait(page, QUESTION)
     refresh = page.evaluate("localStorage.getItem('torah-study.refresh')")
     page.evaluate("localStorage.setItem('torah-study.access', 'expired')")
     page.reload()
@@ -496,10 +489,7 @@ def test_phone_layout_folds_the_sidebar(phone: Any) -> None:
     sidebar = phone.get_by_test_id("sidebar")
     box = sidebar.bounding_box()
     assert box["x"] + box["width"] <= 0, "the sidebar should start folded away"
-    ask(phone, QUESTION)
-    expect(last_answer(phone)).to_have_attribute(
-        "data-status", "complete", timeout=60_000
-    )
+    ask_and_wait(phone, QUESTION)
     last_answer(phone).locator("button.citation").first.click()
     panel = phone.get_by_test_id("source-panel")
     expect(panel).to_be_in_viewport()
@@ -590,10 +580,7 @@ def test_unusable_conversation_link_starts_afresh(page: Any) -> None:
             "New conversation"
         )
         assert "c=" not in page.url
-    ask(page, QUESTION)
-    expect(last_answer(page)).to_have_attribute(
-        "data-status", "complete", timeout=60_000
-    )
+    ask_and_wait(page, QUESTION)
     expect(page.get_by_test_id("conversation-item")).to_have_count(1)
 
 
@@ -639,10 +626,7 @@ def test_tablet_source_panel_is_not_covered(browser: Any, site: Site) -> None:
     tablet = context.new_page()
     try:
         register(tablet, new_email())
-        ask(tablet, QUESTION)
-        expect(last_answer(tablet)).to_have_attribute(
-            "data-status", "complete", timeout=60_000
-        )
+        ask_and_wait(tablet, QUESTION)
         last_answer(tablet).locator("button.citation").first.click()
         card = tablet.locator("[data-testid=source-card][data-active]")
         expect(card).to_be_visible()

@@ -42,7 +42,7 @@ export function AuthScreen({ notice, onSignedIn }: Props) {
     }
   }
 
-  /** Say what went wrong in the interface's language when the status tells. */
+  /** Describe the failure in the interface's language when its HTTP status identifies it. */
   function describe(problem: unknown): string {
     if (!(problem instanceof ApiError)) return String(problem);
     if (problem.status === 401) return challenge ? t.wrongCode : t.wrongPassword;

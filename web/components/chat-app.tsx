@@ -34,7 +34,7 @@ type LiveTurn = {
   questionId: string;
   answerId: string;
   ended: boolean;
-  refused?: boolean;
+  rejected?: boolean;
 };
 
 type LiveSource = {
@@ -311,12 +311,12 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
     } catch (problem) {
       const id = turn.answerId;
       if (id === answerId && !controller.signal.aborted) {
-        // Refused before the service saved anything: take the question back
-        // into the box and say why.
+        // Rejected before the service saved anything: put the question back
+        // into the box and show the error.
         setMessages((current) => current.filter((m) => m.id !== questionId && m.id !== answerId));
         setDraft((current) => current || content);
         setError(problem instanceof Error ? problem.message : String(problem));
-        turn.refused = true;
+        turn.rejected = true;
       } else if (controller.signal.aborted) {
         patch(id, (m) => ({ ...m, status: "interrupted", sources: m.sources.map((s) => ({ ...s, verified: s.verified ?? false })) }));
       } else {
@@ -329,7 +329,7 @@ export function ChatApp({ user, onSignOut }: { user: User; onSignOut: () => void
       setStatus("");
     }
 
-    if (controller.signal.aborted || turn.refused) return;
+    if (controller.signal.aborted || turn.rejected) return;
     // Read back what the service saved: ids, verified sources, title.
     try {
       const detail = await api<ConversationDetail>(`/conversations/${encodeURIComponent(conversationId)}`);

@@ -1,8 +1,9 @@
 "use client";
 
-// One message of a conversation. Learner questions are shown as plain text;
-// answers as sanitised Markdown with clickable citations, a status when they
-// did not end normally, and actions (copy, rate, retry, show sources).
+// One message of a conversation. Learner questions are shown as plain text.
+// Answers are shown as sanitised Markdown with clickable citations, with a
+// status when they did not end normally, and with actions (copy, rate,
+// retry, show sources).
 
 import { AlertTriangle, BookMarked, Check, Copy, RotateCcw, SearchX, ThumbsDown, ThumbsUp } from "lucide-react";
 import { useState } from "react";

@@ -1,10 +1,10 @@
 // The service's HTTP API, with sign-in tokens kept in local storage.
 //
-// An access token lasts minutes; when a request is refused with 401 the
+// An access token lasts minutes. When a request is rejected with 401, the
 // client trades the refresh token for a new pair once and repeats the
 // request. Tabs share the tokens, and a Web Lock keeps two tabs from
-// spending the same refresh token (the service treats a reused refresh
-// token as stolen and ends the sign-in).
+// spending the same refresh token, because the service treats a reused
+// refresh token as stolen and ends the sign-in.
 
 import type { ChallengeResponse, TokenResponse, User } from "./types";
 

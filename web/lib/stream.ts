@@ -77,8 +77,9 @@ export async function* askStream(
     throw new ApiError(response.status, await errorMessage(response));
   }
   if (!response.headers.get("Content-Type")?.startsWith("text/event-stream")) {
-    // A proxy or portal answered in the service's place.
-    throw new ApiError(response.status, `The reply was not an answer stream (HTTP ${response.status}).`);
+    // A proxy or portal replied in the service's place.
+    const type = response.headers.get("Content-Type") ?? "none";
+    throw new ApiError(response.status, `Expected an event stream, got HTTP ${response.status} with Content-Type ${type}.`);
   }
   yield* readEvents(response.body);
 }

@@ -92,7 +92,7 @@ class LongCache:
 
 
 def find_web_dir(configured: Path | None) -> Path | None:
-    """Find the folder that holds the built ``index.html``, or return None."""
+    """Find the folder that contains the built ``index.html``, or return None."""
     folder = configured or CHECKOUT
     if (folder / "index.html").is_file():
         return folder.resolve()

@@ -100,6 +100,7 @@ class ConversationChat:
         text: list[str] = []
         saved_at = time.monotonic()
         saved_length = 0
+        length = 0
         verification: dict[str, object] | None = None
         ranks: list[int] = []
         finished = False
@@ -115,14 +116,15 @@ class ConversationChat:
                     ranks = [int(source["n"]) for source in event.sources]
                 elif isinstance(event, TokenEvent):
                     text.append(event.text)
+                    length += len(event.text)
                     since = time.monotonic() - saved_at
-                    partial = "".join(text)
                     # Written when it grew, and now and then regardless, so
-                    # the row shows that its stream is alive.
-                    grew = len(partial) != saved_length
+                    # the row shows that its stream is alive. The text is
+                    # joined only when it is written, not on every token.
+                    grew = length != saved_length
                     if since >= SAVE_EVERY_SECONDS and (grew or since >= 30):
-                        self.store.save_partial(message_id, partial)
-                        saved_length = len(partial)
+                        self.store.save_partial(message_id, "".join(text))
+                        saved_length = length
                         saved_at = time.monotonic()
                 elif isinstance(event, VerificationEvent):
                     verification = event.report
