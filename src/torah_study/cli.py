@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -187,50 +188,89 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from torah_study.evaluation import EvalFileError, evaluate, load_questions
+    from torah_study.evaluation import (
+        DEFAULT_MARGIN,
+        Change,
+        EvalFileError,
+        check_gold_refs,
+        compare,
+        evaluate,
+        load_baseline,
+        load_questions,
+        markdown,
+        outcome_row,
+        summarize,
+    )
     from torah_study.service import NotIngestedError
 
-    if args.k < 1:
-        return _fail("--k must be at least 1.")
-    if args.output is not None and not args.output.parent.is_dir():
-        return _fail(f"cannot write {args.output}: its folder does not exist.")
+    margin = DEFAULT_MARGIN if args.margin is None else args.margin
+    if not 0 <= margin <= 1:
+        return _fail("--margin must be between 0 and 1.")
+    if args.update_baseline and args.baseline is None:
+        return _fail("--update-baseline needs --baseline FILE to write to.")
+    for target in (args.output, args.markdown):
+        if target is not None and not target.parent.is_dir():
+            return _fail(f"cannot write {target}: its folder does not exist.")
     try:
         questions = load_questions(args.file)
+        baseline = (
+            load_baseline(args.baseline)
+            if args.baseline is not None and not args.update_baseline
+            else None
+        )
         services = _services(args)
     except (EvalFileError, OSError, NotIngestedError) as error:
         return _fail(str(error))
-    report = evaluate(services, questions, k=args.k)
-    for outcome in report.outcomes:
-        mark = "ok  " if outcome.correct else "MISS"
+    problems = check_gold_refs(services.catalog, questions)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+
+    def show(outcome: Any) -> None:
+        mark = "ok  " if outcome.correct() else "MISS"
         rank = outcome.first_hit or "-"
         print(
-            f"{mark} {outcome.question.id:>5} {outcome.question.kind:<12} "
-            f"rank {rank!s:>2} {outcome.mode:<11} {outcome.question.question[:60]}"
+            f"{mark} {outcome.question.id:>6} {outcome.question.kind:<12} "
+            f"{outcome.question.lang or '-':<8} rank {rank!s:>2} "
+            f"{outcome.mode:<11} {outcome.question.question[:60]}",
+            flush=True,
         )
-    metrics = report.metrics()
-    print(json.dumps(metrics, indent=2, ensure_ascii=False))
-    hit_rate = float(metrics[f"hit@{args.k}"])
-    if args.output:
-        rows = [
-            {
-                "id": o.question.id,
-                "kind": o.question.kind,
-                "mode": o.mode,
-                "refs": o.refs,
-                "first_hit": o.first_hit,
-                "correct": o.correct,
-                "seconds": round(o.seconds, 3),
-            }
-            for o in report.outcomes
-        ]
-        args.output.write_text(
-            json.dumps(
-                {"metrics": metrics, "questions": rows}, indent=2, ensure_ascii=False
-            ),
-            encoding="utf-8",
+
+    outcomes = evaluate(services, questions, progress=None if args.quiet else show)
+    summary = summarize(outcomes)
+    print(json.dumps(summary["overall"], indent=2, ensure_ascii=False))
+    changes: list[Change] = []
+    failures: list[Change] = []
+    if baseline is not None:
+        changes, failures = compare(baseline, summary, margin)
+    result = {
+        "file": args.file.name,
+        "provider": services.pipeline.provider_name,
+        "summary": summary,
+        "questions": [outcome_row(o) for o in outcomes],
+    }
+    text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    if args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
+    if args.update_baseline:
+        args.baseline.write_text(text, encoding="utf-8")
+        print(f"Pinned this run as the baseline in {args.baseline}.")
+    if args.markdown is not None:
+        title = f"{args.file.name} ({services.pipeline.provider_name})"
+        args.markdown.write_text(
+            markdown(summary, outcomes, title, changes, margin), encoding="utf-8"
         )
-    if args.min_hit is not None and hit_rate < args.min_hit:
-        return _fail(f"hit@{args.k} is {hit_rate:.3f}, below --min-hit {args.min_hit}.")
+    if problems:
+        return _fail(f"{len(problems)} gold refs do not exist in the library.")
+    if failures:
+        for change in failures:
+            print(
+                f"worse: {change.metric} {change.baseline} -> {change.current}",
+                file=sys.stderr,
+            )
+        return _fail(
+            f"{len(failures)} metrics are worse than the baseline by more than "
+            f"{margin}."
+        )
     return 0
 
 
@@ -425,17 +465,34 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(handler=cmd_ask)
 
     evaluation = commands.add_parser(
-        "eval", help="score retrieval on a JSONL question set"
+        "eval",
+        help="score answers on a JSONL question set, against a pinned baseline",
     )
     evaluation.add_argument("file", type=Path)
-    evaluation.add_argument("--k", type=int, default=5, help="cut-off for recall@k")
     evaluation.add_argument(
-        "--output", type=Path, help="write per-question results as JSON"
+        "--output", type=Path, help="write the summary and every question as JSON"
     )
     evaluation.add_argument(
-        "--min-hit",
+        "--markdown", type=Path, help="write the summary tables as Markdown"
+    )
+    evaluation.add_argument(
+        "--baseline",
+        type=Path,
+        help="a pinned result (JSON from --output): exit with status 1 when a "
+        "metric is worse than it by more than --margin",
+    )
+    evaluation.add_argument(
+        "--margin",
         type=float,
-        help="exit with status 1 when hit@k (0 to 1) is below this value",
+        help="allowed drop of a share against the baseline (default 0.02)",
+    )
+    evaluation.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="write this run to the --baseline file instead of comparing",
+    )
+    evaluation.add_argument(
+        "--quiet", action="store_true", help="do not print a line per question"
     )
     evaluation.add_argument(
         "--provider",

@@ -209,3 +209,19 @@ def test_commentators_are_those_of_real_commentaries(catalog: Catalog) -> None:
         )
         for name in names
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'רש"י על בראשית א:א',
+        "רש״י על בראשית א:א",
+        "רשי על בראשית א:א",
+    ],
+)
+def test_hebrew_commentary_title_matches_with_any_gershayim(
+    catalog: Catalog, text: str
+) -> None:
+    [found] = catalog.find_refs(text)
+    assert isinstance(found, Ref)
+    assert found.normal() == "Rashi on Genesis 1:1"

@@ -38,6 +38,9 @@ QUOTE_CHARS = 220
 class SourcesEvent:
     sources: list[dict[str, Any]]
     mode: str
+    # Every reranked candidate's ref, best first, of which ``sources`` are
+    # the top few. The evaluation reads it; the API does not send it.
+    ranking: list[str] = field(default_factory=list)
     kind: Literal["sources"] = "sources"
 
 
@@ -211,6 +214,7 @@ class AnswerPipeline:
         yield SourcesEvent(
             [source_payload(n, p) for n, p in enumerate(passages, start=1)],
             retrieval.mode,
+            retrieval.ranking or [p.record.ref for p in passages],
         )
         language = retrieval.analysis.language
         timings = dict(retrieval.timings)
@@ -261,6 +265,9 @@ class AnswerPipeline:
             )
             if retrieval.mode == "abstain" and retrieval.message.endswith("library."):
                 text = f"{retrieval.message} {ABSTAIN[language]}"
+            if retrieval.mode == "abstain" and practical:
+                # A practical question still deserves a pointer to a rabbi.
+                text = f"{text}\n\n{RABBI[language]}"
             yield TokenEvent(text)
             return text, verifier.report, "none", time.perf_counter(), None
 

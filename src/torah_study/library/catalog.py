@@ -328,13 +328,31 @@ class Catalog:
             for book in self.books.values():
                 names.update((book.title, book.he_title, *book.aliases))
             ordered = sorted((n for n in names if n), key=len, reverse=True)
-            alternatives = "|".join(re.escape(n) for n in ordered)
+            alternatives = "|".join(_name_pattern(n) for n in ordered)
             self._finder = re.compile(
                 rf"(?<![\w\u05d0-\u05ea])[\u05d5\u05d1\u05dc\u05de\u05d4]?(?P<title>{alternatives})"
                 rf"(?:\s+(?P<en>{_EN_ADDRESS})(?![\w])|\s+(?P<he>{_HE_ADDRESS}))",
                 re.IGNORECASE,
             )
         return self._finder
+
+
+_NAME_QUOTES = "\"'\u05f3\u05f4\u2019\u201d"
+
+
+def _name_pattern(name: str) -> str:
+    """Return a pattern for a title in which quote marks are optional and alike.
+
+    "רש\"י על בראשית" then matches "רש״י על בראשית" and "רשי על בראשית", the
+    forms a learner types and the verifier reads after removing gershayim.
+    """
+    parts = []
+    for char in name:
+        if char in _NAME_QUOTES:
+            parts.append(f"[{re.escape(_NAME_QUOTES)}]?")
+        else:
+            parts.append(re.escape(char))
+    return "".join(parts)
 
 
 def _out_of_range(

@@ -49,6 +49,8 @@ class Retrieval:
     message: str = ""
     best_score: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    # Refs of every reranked candidate, best first (search mode only).
+    ranking: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -167,6 +169,7 @@ class Retriever:
         timings["rerank"] = time.perf_counter() - started
 
         decision = apply_gate(scored, settings.gate_threshold)
+        ranking = [s.record.ref for s in scored]
         passages = [
             Passage(
                 s.record,
@@ -186,6 +189,7 @@ class Retriever:
                 message=decision.reason,
                 best_score=decision.best_score,
                 timings=timings,
+                ranking=ranking,
             )
         return Retrieval(
             analysis,
@@ -193,6 +197,7 @@ class Retriever:
             passages,
             best_score=decision.best_score,
             timings=timings,
+            ranking=ranking,
         )
 
     def _he_ref(self, ref: str) -> str:
