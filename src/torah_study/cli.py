@@ -191,6 +191,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from torah_study.evaluation import (
         DEFAULT_MARGIN,
         Change,
+        calibrate,
         EvalFileError,
         check_gold_refs,
         compare,
@@ -201,7 +202,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         outcome_row,
         summarize,
     )
-    from torah_study.service import NotIngestedError
+    from torah_study.service import NotIngestedError, build_services
 
     margin = DEFAULT_MARGIN if args.margin is None else args.margin
     if not 0 <= margin <= 1:
@@ -218,7 +219,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if args.baseline is not None and not args.update_baseline
             else None
         )
-        services = _services(args)
+        settings = _settings(args)
+        if args.calibrate:
+            # Open the gate so that every search answers; the gate is replayed below.
+            settings = settings.model_copy(update={"gate_threshold": 0.0})
+        services = build_services(settings)
     except (EvalFileError, OSError, NotIngestedError) as error:
         return _fail(str(error))
     problems = check_gold_refs(services.catalog, questions)
@@ -236,6 +241,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
 
     outcomes = evaluate(services, questions, progress=None if args.quiet else show)
+    if args.calibrate:
+        rows = calibrate(outcomes, [n / 40 for n in range(4, 25)])
+        lines = [
+            "| gate threshold | over-refusal | out-of-library abstained |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {r['threshold']:.3f} | {r['over_refusal']} | "
+            f"{r['out_of_library_abstained']} |"
+            for r in rows
+        ]
+        table = "\n".join(lines) + "\n"
+        print(table)
+        if args.markdown is not None:
+            args.markdown.write_text(table, encoding="utf-8")
+        return 0
     summary = summarize(outcomes)
     print(json.dumps(summary["overall"], indent=2, ensure_ascii=False))
     changes: list[Change] = []
@@ -493,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--quiet", action="store_true", help="do not print a line per question"
+    )
+    evaluation.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="run with the abstention gate open and print, for a range of gate "
+        "thresholds, the over-refusal and out-of-library abstention they give",
     )
     evaluation.add_argument(
         "--provider",

@@ -29,6 +29,7 @@ from torah_study.answer.pipeline import (
     VerificationEvent,
 )
 from torah_study.answer.prompts import RABBI, SYSTEM_PROMPT
+from torah_study.answer.verify import split_sentences
 from torah_study.library.catalog import Catalog
 from torah_study.library.hebrew import normalize
 from torah_study.library.refs import Ref, RefError
@@ -80,7 +81,6 @@ _QUOTE = re.compile(
     r"\"([^\"]{3,}?)\"|\u201c([^\u201d]{3,}?)\u201d|\u05f4([^\u05f4]{3,}?)\u05f4"
 )
 _ABBREVIATION_QUOTE = re.compile('(?<=[\u05d0-\u05ea])["\u05f4](?=[\u05d0-\u05ea])')
-_SENTENCE = re.compile(r"(?<=[.!?\u05c3])\s+|\n+")
 # A run of this many words of the rules in an answer counts as a leak.
 LEAK_WORDS = 6
 MIN_QUOTE_WORDS = 3
@@ -128,6 +128,7 @@ class Outcome:
     timings: dict[str, float]
     seconds: float
     error: str = ""
+    best_score: float = 0.0
 
     @property
     def refused(self) -> bool:
@@ -281,7 +282,7 @@ def audit_answer(
     texts = [normalize(f"{s.get('he', '')} {s.get('en', '')}") for s in sources]
     given = [_parse(catalog, str(s["ref"])) for s in sources]
     plain = _ABBREVIATION_QUOTE.sub("", answer)
-    for sentence in _SENTENCE.split(plain):
+    for sentence in split_sentences(plain):
         unquoted = _QUOTE.sub(" ", sentence)
         numbers = _numbers(unquoted)
         for number in numbers:
@@ -346,13 +347,14 @@ def evaluate(
         ranking: list[str] = []
         sources: list[dict[str, Any]] = []
         mode, answer, error = "", "", ""
+        best = 0.0
         verification: dict[str, Any] = {}
         timings: dict[str, float] = {}
         for event in services.pipeline.run(question.question):
             if isinstance(event, SourcesEvent):
                 sources = event.sources
                 ranking = event.ranking or [s["ref"] for s in sources]
-                mode = event.mode
+                mode, best = event.mode, event.best_score
             elif isinstance(event, VerificationEvent):
                 verification = event.report
             elif isinstance(event, DoneEvent):
@@ -376,6 +378,7 @@ def evaluate(
             timings=timings,
             seconds=time.perf_counter() - started,
             error=error,
+            best_score=best,
         )
         outcomes.append(outcome)
         if progress is not None:
@@ -496,6 +499,43 @@ def outcome_row(outcome: Outcome) -> dict[str, Any]:
         "error": outcome.error,
         "seconds": round(outcome.seconds, 4),
     }
+
+
+# Calibration -------------------------------------------------------------------
+
+
+def calibrate(
+    outcomes: Sequence[Outcome], thresholds: Iterable[float]
+) -> list[dict[str, float | None]]:
+    """Replay the gate at each threshold over a run made with the gate open.
+
+    A searched question abstains when its best score is below the threshold;
+    lookups, invalid refs and unknown works are decided before the gate and
+    keep their mode. Returns over-refusal and out-of-library abstention for
+    each threshold, the two errors the threshold trades against each other.
+    """
+    rows: list[dict[str, float | None]] = []
+    for threshold in thresholds:
+
+        def abstains(outcome: Outcome, threshold: float = threshold) -> bool:
+            if outcome.mode == "search":
+                return outcome.best_score < threshold
+            return outcome.mode == "abstain"
+
+        must = [o for o in outcomes if o.question.kind in MUST_ANSWER]
+        outside = [o for o in outcomes if o.question.kind == "unanswerable"]
+        rows.append(
+            {
+                "threshold": round(threshold, 3),
+                "over_refusal": _mean(
+                    [1.0 if abstains(o) or o.refused else 0.0 for o in must]
+                ),
+                "out_of_library_abstained": _mean(
+                    [1.0 if abstains(o) else 0.0 for o in outside]
+                ),
+            }
+        )
+    return rows
 
 
 # Baseline ----------------------------------------------------------------------

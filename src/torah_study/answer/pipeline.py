@@ -41,6 +41,8 @@ class SourcesEvent:
     # Every reranked candidate's ref, best first, of which ``sources`` are
     # the top few. The evaluation reads it; the API does not send it.
     ranking: list[str] = field(default_factory=list)
+    # The gate's evidence: the best reranked score (1.0 for a lookup).
+    best_score: float = 0.0
     kind: Literal["sources"] = "sources"
 
 
@@ -124,9 +126,18 @@ def source_payload(number: int, passage: Passage) -> dict[str, Any]:
 _FOOTNOTE = re.compile(r"\[(\d{1,3})\]")
 
 
+# Double quotation marks inside a quoted source, except gershayim between two
+# Hebrew letters (רמב"ם). They become single marks, as nested quotations are
+# written, so the quotation around the source is not closed early.
+_INNER_QUOTE = re.compile('(?<![\u05d0-\u05ea])"|"(?![\u05d0-\u05ea])')
+
+
 def quote_text(text: str) -> str:
-    """Return ``text`` clipped for quoting, its footnote markers as ``(2)``."""
-    return _FOOTNOTE.sub(r"(\1)", clip(text))
+    """Return ``text`` clipped for quoting: footnote markers as ``(2)``, and
+    inner double quotation marks as single ones."""
+    quoted = _FOOTNOTE.sub(r"(\1)", clip(text))
+    quoted = quoted.replace("\u201c", "\u2018").replace("\u201d", "\u2019")
+    return _INNER_QUOTE.sub("'", quoted)
 
 
 def clip(text: str, limit: int = QUOTE_CHARS) -> str:
@@ -215,6 +226,7 @@ class AnswerPipeline:
             [source_payload(n, p) for n, p in enumerate(passages, start=1)],
             retrieval.mode,
             retrieval.ranking or [p.record.ref for p in passages],
+            retrieval.best_score,
         )
         language = retrieval.analysis.language
         timings = dict(retrieval.timings)

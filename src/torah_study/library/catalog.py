@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torah_study.library.aliases import skeleton, usable
 from torah_study.library.hebrew import strip_marks
 from torah_study.library.refs import (
     Ref,
@@ -26,7 +27,8 @@ from torah_study.library.refs import (
 Shape = list[Any]  # nested lists whose leaves are segment counts
 
 _EN_ADDRESS = r"\d+[ab]?(?:[:.]\d+)*(?:\s*[-\u2013]\s*\d+[ab]?(?:[:.]\d+)*)?"
-_HE_NUM = "[\u05d0-\u05ea]{1,4}[\u05f3\u05f4\"'\u2019\u201d]?[\u05d0-\u05ea]?"
+# Gershayim may be typed as two apostrophes ("י''ח"), so up to two marks.
+_HE_NUM = "[\u05d0-\u05ea]{1,4}[\u05f3\u05f4\"'\u2019\u201d]{0,2}[\u05d0-\u05ea]?"
 # An amud after a daf number: "." or ":", 'ע"א' / 'ע"ב', or "עמוד א" / "עמוד ב".
 _HE_AMUD = (
     r"(?:[.:]|\s+\u05e2[\"\u05f4']?[\u05d0\u05d1]"
@@ -88,6 +90,11 @@ class Catalog:
         self.books: dict[str, Book] = {}
         self._keys: dict[str, str] = {}
         self._finder: re.Pattern[str] | None = None
+        self._mentions: re.Pattern[str] | None = None
+        # Spelling-insensitive keys of English and transliterated names; a key
+        # shared by two books maps to None and identifies neither.
+        self._skeletons: dict[str, str | None] = {}
+        self._commentator_patterns: dict[str, re.Pattern[str]] | None = None
         for book in books:
             self.add(book)
 
@@ -98,7 +105,13 @@ class Catalog:
             # The book's own title wins over another book's alias.
             if key and (key not in self._keys or name == book.title):
                 self._keys[key] = book.title
+            bones = skeleton(name) if name.isascii() else ""
+            if usable(bones, before_address=True):
+                known = self._skeletons.get(bones, book.title)
+                self._skeletons[bones] = book.title if known == book.title else None
         self._finder = None
+        self._mentions = None
+        self._commentator_patterns = None
 
     def __contains__(self, title: str) -> bool:
         return title in self.books
@@ -131,13 +144,22 @@ class Catalog:
 
     def book(self, title: str) -> Book:
         """Return the book for a title or alias, in English or Hebrew."""
-        found = self._keys.get(title_key(title))
-        if found is None:
+        book = self.find_book(title)
+        if book is None:
             raise RefError(f"Unknown book {title!r}: it is not in the library.")
-        return self.books[found]
+        return book
 
-    def find_book(self, title: str) -> Book | None:
+    def find_book(self, title: str, before_address: bool = False) -> Book | None:
+        """Return the book for a title or alias in any common spelling, or None.
+
+        ``before_address`` accepts shorter spelling keys, for a name that is
+        followed by a chapter or daf and so is surely meant as a title.
+        """
         found = self._keys.get(title_key(title))
+        if found is None and title.isascii():
+            bones = skeleton(title)
+            if usable(bones, before_address):
+                found = self._skeletons.get(bones)
         return self.books[found] if found else None
 
     def resolve_filters(
@@ -188,6 +210,92 @@ class Catalog:
             for b in self.books.values()
             if b.commentator and b.base_title in self.books
         }
+
+    def mentioned(self, text: str) -> tuple[list[str], list[str]]:
+        """Return the book titles and commentators a question names without a ref.
+
+        "What does Hilchot Teshuvah say about confession?" names "Mishneh
+        Torah, Repentance"; "How does Rashi explain…" names the commentator
+        Rashi. English names must be capitalised as titles are, and a
+        one-word Hebrew title counts only after ספר, מסכת or פרשת, because
+        titles such as שמות and דברים are also common words.
+        """
+        books: list[str] = []
+        for match in self._mention_finder().finditer(text):
+            name = match.group("name")
+            book = self.find_book(name)
+            if book is None or book.title in books:
+                continue
+            hebrew = _HEBREW_LETTER.search(name) is not None
+            if hebrew and " " not in name.strip() and not match.group("lead"):
+                continue
+            if not hebrew and not name[:1].isupper():
+                continue
+            books.append(book.title)
+        # Transliterations in a spelling no alias lists ("Hilchos Teshuvah").
+        for match in _LATIN_NAMES.finditer(text):
+            words = match.group().split()
+            for size in range(min(len(words), 4), 0, -1):
+                for start in range(len(words) - size + 1):
+                    name = " ".join(words[start : start + size])
+                    book = self.find_book(name)
+                    # Short aliases ("Dan", "Ex") are also ordinary words.
+                    if book is None or (len(name) < 4 and name != book.title):
+                        continue
+                    if not book.commentator and book.title not in books:
+                        books.append(book.title)
+        commentators = [
+            name
+            for name, pattern in self._commentator_names().items()
+            if pattern.search(text)
+        ]
+        return books, sorted(set(commentators))
+
+    def _mention_finder(self) -> re.Pattern[str]:
+        if self._mentions is None:
+            names: set[str] = set()
+            for book in self.books.values():
+                if book.commentator:
+                    continue
+                names.update((book.title, book.he_title, *book.aliases))
+            usable = [n for n in names if len(title_key(n).replace(" ", "")) >= 4]
+            ordered = sorted(usable, key=len, reverse=True)
+            alternatives = "|".join(_name_pattern(n) for n in ordered)
+            self._mentions = re.compile(
+                "(?<![\\w\u05d0-\u05ea])"
+                "(?P<lead>(?:\u05d1?(?:\u05e1\u05e4\u05e8|\u05de\u05e1\u05db\u05ea"
+                "|\u05e4\u05e8\u05e9\u05ea)\\s+))?"
+                "[\u05d5\u05d1\u05dc\u05de\u05d4]?"
+                f"(?P<name>{alternatives})(?![\\w\u05d0-\u05ea])"
+            )
+        return self._mentions
+
+    def _commentator_names(self) -> dict[str, re.Pattern[str]]:
+        """Map each commentator to a pattern for its English or Hebrew name."""
+        if self._commentator_patterns is None:
+            spellings: dict[str, set[str]] = {}
+            for book in self.books.values():
+                if not book.commentator or book.base_title not in self.books:
+                    continue
+                names = spellings.setdefault(book.commentator, {book.commentator})
+                he_name = book.he_title.split(" \u05e2\u05dc ")[0]
+                if he_name and he_name != book.he_title:
+                    names.add(he_name)
+            self._commentator_patterns = {
+                commentator: re.compile(
+                    "(?<![\\w\u05d0-\u05ea])[\u05d5\u05dc\u05de\u05d4\u05d1\u05e9]?(?:"
+                    + "|".join(_name_pattern(n) for n in sorted(names, key=len))
+                    + ")(?![\\w\u05d0-\u05ea])",
+                    re.IGNORECASE,
+                )
+                for commentator, names in spellings.items()
+            }
+        return self._commentator_patterns
+
+    def commentaries_by(self, commentators: Iterable[str]) -> list[str]:
+        """Return the titles of every commentary written by ``commentators``."""
+        wanted = set(commentators)
+        return [b.title for b in self.books.values() if b.commentator in wanted]
 
     # Parsing ---------------------------------------------------------------
 
@@ -287,6 +395,7 @@ class Catalog:
         1:5?") adds the commentary ref first.
         """
         found: list[Ref | RefError] = []
+        taken: list[tuple[int, int]] = []
         for match in self._ref_finder().finditer(text):
             title = match.group("title")
             address = match.group("en") or match.group("he") or ""
@@ -295,15 +404,28 @@ class Catalog:
                 continue
             if match.group("he") and not _looks_like_hebrew_address(address):
                 continue
-            try:
-                ref = self._parse_address(book, address)
-                self.validate(ref)
-            except RefError as error:
-                found.append(error)
+            taken.append(match.span())
+            found.extend(self._resolve(book, address, text[: match.start()]))
+        # Titles in a spelling no alias lists ("Bereshis 1:1", "Tehilim 23").
+        for match in _LATIN_TITLE_REF.finditer(text):
+            if any(start < match.end() and match.start() < end for start, end in taken):
                 continue
-            found.extend(self._commentary_refs(text[: match.start()], ref))
-            found.append(ref)
+            words = match.group("title").split()
+            for cut in range(len(words)):
+                book = self.find_book(" ".join(words[cut:]), before_address=True)
+                if book is not None:
+                    before = text[: match.start()] + " ".join(words[:cut])
+                    found.extend(self._resolve(book, match.group("en"), before))
+                    break
         return found
+
+    def _resolve(self, book: Book, address: str, before: str) -> list[Ref | RefError]:
+        try:
+            ref = self._parse_address(book, address)
+            self.validate(ref)
+        except RefError as error:
+            return [error]
+        return [*self._commentary_refs(before, ref), ref]
 
     def _commentary_refs(self, before: str, ref: Ref) -> list[Ref | RefError]:
         refs: list[Ref | RefError] = []
@@ -337,6 +459,14 @@ class Catalog:
         return self._finder
 
 
+# Capitalised Latin words followed by an English address: a title candidate
+# for the spelling-insensitive lookup.
+_LATIN_TITLE_REF = re.compile(
+    r"(?<![\w])(?P<title>[A-Z][A-Za-z']+(?:\s+(?:[A-Z][A-Za-z']+|on|of))*)"
+    rf"\s+(?P<en>{_EN_ADDRESS})(?![\w])"
+)
+_LATIN_NAMES = re.compile(r"[A-Z][A-Za-z']+(?:\s+(?:[A-Z][A-Za-z']+|on|of))*")
+_HEBREW_LETTER = re.compile("[\u05d0-\u05ea]")
 _NAME_QUOTES = "\"'\u05f3\u05f4\u2019\u201d"
 
 

@@ -1,0 +1,81 @@
+"""Transliterated titles in any common spelling, and titles named in questions."""
+
+import pytest
+
+from torah_study.library.aliases import skeleton, usable
+from torah_study.library.catalog import Catalog
+from torah_study.library.refs import Ref
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ("Bereishit", "Bereshit", "Breishit", "Beresheet", "Bereshis"),
+        ("Hilchot Teshuvah", "Hilkhot Teshuva", "Hilchos Teshuvah"),
+        ("Berakhot", "Berachot", "Brachos"),
+        ("Kohelet", "Koheles", "Qohelet"),
+        ("Shulchan Aruch", "Shulchan Arukh"),
+        ("Yoreh Deah", "Yoreh De'ah"),
+    ],
+)
+def test_spellings_share_one_key(spellings: tuple[str, ...]) -> None:
+    assert len({skeleton(s) for s in spellings}) == 1
+
+
+def test_different_titles_keep_different_keys() -> None:
+    assert skeleton("Shemot") != skeleton("Shmuel")
+    assert skeleton("Berakhot") != skeleton("Bereishit")
+    assert not usable(skeleton("Job"))
+    assert usable(skeleton("Shemos"), before_address=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("Show me Bereshis 1:1", "Genesis 1:1"),
+        ("Tehilim 23", "Psalms 23"),
+        ("Shemos 20:12", "Exodus 20:12"),
+        ("Brachos 2a", "Berakhot 2a"),
+        ("Pirkei Avos 1:14", "Pirkei Avot 1:14"),
+    ],
+)
+def test_refs_with_unlisted_spellings(catalog: Catalog, text: str, normal: str) -> None:
+    found = catalog.find_refs(text)
+    assert [r.normal() for r in found if isinstance(r, Ref)] == [normal]
+
+
+def test_commentator_before_an_unlisted_spelling(catalog: Catalog) -> None:
+    found = catalog.find_refs("What does Rashi say on Bereshis 1:1?")
+    assert [r.normal() for r in found if isinstance(r, Ref)] == [
+        "Rashi on Genesis 1:1",
+        "Genesis 1:1",
+    ]
+
+
+def test_words_that_are_not_titles_name_no_ref(catalog: Catalog) -> None:
+    assert catalog.find_refs("In 1948 the state was founded") == []
+    assert catalog.find_refs("Chapter 3 of the story") == []
+
+
+@pytest.mark.parametrize(
+    ("question", "books", "commentators"),
+    [
+        (
+            "What does Hilchot Teshuvah say about confession?",
+            ["Mishneh Torah, Repentance"],
+            [],
+        ),
+        ('מה אומר הרמב"ם בהלכות תשובה על וידוי?', ["Mishneh Torah, Repentance"], []),
+        ("How does Rashi explain the first verse?", [], ["Rashi"]),
+        ("מה אומר רש״י על בריאת העולם?", [], ["Rashi"]),
+        ("In Tehillim, who is my shepherd?", ["Psalms"], []),
+        ("בספר שמות כתוב", ["Exodus"], []),
+        # Titles that are also common words count only as titles.
+        ("מה הם הדברים האלה?", [], []),
+        ("I lost my job and my dan", [], []),
+    ],
+)
+def test_mentioned_books_and_commentators(
+    catalog: Catalog, question: str, books: list[str], commentators: list[str]
+) -> None:
+    assert catalog.mentioned(question) == (books, commentators)
