@@ -191,8 +191,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from torah_study.evaluation import (
         DEFAULT_MARGIN,
         Change,
-        calibrate,
         EvalFileError,
+        calibrate,
         check_gold_refs,
         compare,
         evaluate,
