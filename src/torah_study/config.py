@@ -10,11 +10,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DENSE_SCOPE = (
-    "Torah",
-    "Psalms",
-    "Pirkei Avot",
-    "Mishnah Berakhot",
-    "Mishnah Shabbat",
+    "Tanach",
+    "Mishnah",
+    "Mishneh Torah",
+    "Shulchan Arukh",
 )
 
 

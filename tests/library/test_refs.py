@@ -225,3 +225,11 @@ def test_hebrew_commentary_title_matches_with_any_gershayim(
     [found] = catalog.find_refs(text)
     assert isinstance(found, Ref)
     assert found.normal() == "Rashi on Genesis 1:1"
+
+
+def test_hebrew_chapter_and_verse_with_a_comma(catalog: Catalog) -> None:
+    [found] = catalog.find_refs("שמות כ, יב")
+    assert isinstance(found, Ref) and found.normal() == "Exodus 20:12"
+    # A doubled apostrophe is gershayim: י''ח is 18, not 10.
+    [found] = catalog.find_refs("ויקרא י''ח")
+    assert isinstance(found, Ref) and found.normal() == "Leviticus 18"

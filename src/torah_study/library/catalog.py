@@ -532,7 +532,8 @@ def _looks_like_hebrew_address(address: str) -> bool:
         final_free = letters.translate(str.maketrans("ךםןףץ", "כמנפצ"))
         if not _STRICT_NUMERAL.match(final_free):
             return False
-    has_mark = re.search("[\u05f3\u05f4\"':.]|\u05d3\u05e3", address) is not None
+    # "כ, יב" (chapter, verse) is marked by its comma.
+    has_mark = re.search("[\u05f3\u05f4\"':.,]|\u05d3\u05e3", address) is not None
     return has_mark or len(address.replace(" ", "")) <= 2
 
 

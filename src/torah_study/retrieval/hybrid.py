@@ -25,6 +25,9 @@ def reciprocal_rank_fusion(
 ) -> list[Candidate]:
     """Fuse ranked lists: each ref scores the sum of 1 / (k + rank) over legs.
 
+    A leg whose name starts with "keyword" is a BM25 list; any other is a
+    dense list.
+
     ``k`` = 60 is the constant of Cormack, Clarke and Buettcher (SIGIR 2009);
     it damps the head of each list so that one leg cannot decide alone.
     """
@@ -33,8 +36,14 @@ def reciprocal_rank_fusion(
         for rank, hit in enumerate(hits, start=1):
             candidate = candidates.setdefault(hit.ref, Candidate(hit.ref))
             candidate.rrf += 1.0 / (k + rank)
-            if leg == "keyword":
-                candidate.keyword_rank, candidate.keyword_score = rank, hit.score
+            # Several legs of one kind (the whole library and a scoped part)
+            # keep the best rank and score either of them gave.
+            if leg.startswith("keyword"):
+                if candidate.keyword_rank is None or rank < candidate.keyword_rank:
+                    candidate.keyword_rank = rank
+                candidate.keyword_score = max(candidate.keyword_score or 0.0, hit.score)
             else:
-                candidate.dense_rank, candidate.dense_score = rank, hit.score
+                if candidate.dense_rank is None or rank < candidate.dense_rank:
+                    candidate.dense_rank = rank
+                candidate.dense_score = max(candidate.dense_score or 0.0, hit.score)
     return sorted(candidates.values(), key=lambda c: c.rrf, reverse=True)

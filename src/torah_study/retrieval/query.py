@@ -149,6 +149,17 @@ class QueryAnalysis:
     practical: bool = False
     unknown_work: str | None = None
     categories: list[str] = field(default_factory=list)
+    # Titles the question names without a ref ("in Tehillim", "Hilchot
+    # Teshuvah"), commentators it names ("Rashi"), and the works its words
+    # point to ("Maimonides" → Mishneh Torah).
+    books: list[str] = field(default_factory=list)
+    commentators: list[str] = field(default_factory=list)
+    works: list[str] = field(default_factory=list)
+
+    @property
+    def scoped(self) -> bool:
+        """Tell whether the question points to part of the library."""
+        return bool(self.books or self.commentators or self.works)
 
 
 # Words that say which part of the library a question is about. "Where does
@@ -160,6 +171,18 @@ _CATEGORY_HINTS = {
     ),
     "Mishnah": ("mishnah", "mishna", "משנה"),
     "Talmud": ("talmud", "gemara", "תלמוד", "גמרא"),
+}  # fmt: skip
+# Words that name a work by its author or its usual short name. The values are
+# category names of the library ("Mishneh Torah" is a category of its books).
+_WORK_HINTS = {
+    "Mishneh Torah": (
+        "maimonides", "rambam", "רמבם", "mishneh torah", "משנה תורה", "hilchot",
+        "hilkhot", "הלכות",
+    ),
+    "Shulchan Arukh": (
+        "shulchan aruch", "shulchan arukh", "shulchan", "שולחן ערוך", "שוע",
+        "orach chaim", "orach chayim", "אורח חיים", "yoreh deah", "יורה דעה",
+    ),
 }  # fmt: skip
 # Transliterated Hebrew a learner may type, with the Hebrew that the texts use,
 # so keyword search can match the Hebrew of the source.
@@ -179,6 +202,20 @@ def category_hints(text: str) -> list[str]:
     """Return the top-level categories a question names ("Torah" → Tanach)."""
     words = set(normalize(text).split())
     return [name for name, cues in _CATEGORY_HINTS.items() if words & set(cues)]
+
+
+def work_hints(text: str) -> list[str]:
+    """Return the works a question names by author or short name."""
+    words: list[str] = []
+    for token in normalize(text).split():
+        words.append(token)
+        words.extend(prefix_variants(token))
+    padded = f" {' '.join(words)} "
+    return [
+        work
+        for work, cues in _WORK_HINTS.items()
+        if any(f" {cue} " in padded for cue in cues)
+    ]
 
 
 def detect_language(text: str) -> str:
@@ -219,6 +256,9 @@ def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
         TRANSLITERATIONS[t] for t in analysis.terms if t in TRANSLITERATIONS
     )
     analysis.categories = category_hints(question)
+    if not analysis.refs:
+        analysis.books, analysis.commentators = catalog.mentioned(question)
+        analysis.works = work_hints(question)
     analysis.practical = _PRACTICAL.search(question) is not None
     match = _NAMED_WORK.search(question)
     if match and not analysis.refs:

@@ -109,6 +109,15 @@ def term_coverage(terms: Sequence[str], words: Sequence[str]) -> float:
     return found / len(terms)
 
 
+def in_scope(analysis: QueryAnalysis, record: SegmentRecord) -> bool:
+    """Tell whether a passage is in a book, commentary or work the question names."""
+    if record.book in analysis.books:
+        return True
+    if any(record.book.startswith(f"{c} on ") for c in analysis.commentators):
+        return True
+    return any(work in record.categories for work in analysis.works)
+
+
 def passage_words(record: SegmentRecord) -> list[str]:
     """Return the normalised words of a passage's Hebrew and English."""
     return normalize(f"{record.he} {record.en}").split()
@@ -153,7 +162,7 @@ class OfflineReranker:
             phrase = phrase_overlap(pairs, words)
             hinted = (
                 bool(record.categories) and record.categories[0] in analysis.categories
-            )
+            ) or in_scope(analysis, record)
             bm25 = (candidate.keyword_score or 0.0) / best_bm25 if best_bm25 else 0.0
             stretched = (
                 min(

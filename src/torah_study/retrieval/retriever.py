@@ -18,7 +18,7 @@ from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
 from torah_study.library.refs import Ref
 from torah_study.retrieval.gate import apply_gate
-from torah_study.retrieval.hybrid import reciprocal_rank_fusion
+from torah_study.retrieval.hybrid import Candidate, reciprocal_rank_fusion
 from torah_study.retrieval.query import QueryAnalysis, analyze, keyword_query
 from torah_study.retrieval.rerank import Reranker
 
@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 # A lookup of a whole chapter or daf returns at most this many segments.
 MAX_LOOKUP_SEGMENTS = 60
+# When a question names a commentator, its comments on this many of the best
+# base passages join the candidates, at most this many per passage.
+COMMENTED_PASSAGES = 8
+COMMENTS_PER_PASSAGE = 6
 
 
 @dataclass
@@ -151,12 +155,39 @@ class Retriever:
             dense_hits = self.store.dense(query_vector, settings.dense_k, filters)
         timings["dense"] = time.perf_counter() - started
 
+        legs = [("keyword", keyword_hits), ("dense", dense_hits)]
+        scope = self._scope(analysis)
+        if scope and not filters:
+            # The part of the library the question names gets legs of its own,
+            # so its passages reach the reranker even when the whole library
+            # holds closer matches for the words.
+            started = time.perf_counter()
+            legs.append(
+                (
+                    "keyword-scoped",
+                    self.store.keyword(
+                        keyword_query(analysis.terms), settings.keyword_k, scope
+                    ),
+                )
+            )
+            timings["keyword"] += time.perf_counter() - started
+            if query_vector is not None:
+                started = time.perf_counter()
+                legs.append(
+                    (
+                        "dense-scoped",
+                        self.store.dense(query_vector, settings.dense_k, scope),
+                    )
+                )
+                timings["dense"] += time.perf_counter() - started
+
         started = time.perf_counter()
-        fused = reciprocal_rank_fusion(
-            [("keyword", keyword_hits), ("dense", dense_hits)], k=settings.rrf_k
-        )[: settings.rerank_candidates]
+        fused = reciprocal_rank_fusion(legs, k=settings.rrf_k)[
+            : settings.rerank_candidates
+        ]
         records = {r.ref: r for r in self.store.get([c.ref for c in fused])}
         pairs = [(c, records[c.ref]) for c in fused if c.ref in records]
+        pairs.extend(self._commentary_candidates(analysis, pairs))
         timings["fuse"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -199,6 +230,68 @@ class Retriever:
             timings=timings,
             ranking=ranking,
         )
+
+    def _scope(self, analysis: QueryAnalysis) -> Filters:
+        """Return the filter for the books, commentaries and works a question names."""
+        books = [
+            *analysis.books,
+            *self.catalog.commentaries_by(analysis.commentators),
+        ]
+        return Filters(tuple(dict.fromkeys(books)), tuple(analysis.works))
+
+    def _commentary_candidates(
+        self,
+        analysis: QueryAnalysis,
+        pairs: list[tuple[Candidate, SegmentRecord]],
+    ) -> list[tuple[Candidate, SegmentRecord]]:
+        """Return the named commentators' comments on the best base passages.
+
+        "How does Rashi explain…" finds the verse first; Rashi's comments on
+        that verse then join the candidates for the reranker.
+        """
+        if not analysis.commentators:
+            return []
+        seen = {record.ref for _, record in pairs}
+        added: list[tuple[Candidate, SegmentRecord]] = []
+        bases = [(c, r) for c, r in pairs if not self._is_commentary(r.book)]
+        for candidate, record in bases[:COMMENTED_PASSAGES]:
+            try:
+                ref = self.catalog.parse(record.ref, validate=False)
+            except ValueError:
+                continue
+            for commentator in analysis.commentators:
+                book = self.catalog.commentary(commentator, ref.book)
+                if book is None:
+                    continue
+                comments = self.store.span(
+                    book.title,
+                    position_key(ref.start),
+                    position_upper_bound(ref.start),
+                    COMMENTS_PER_PASSAGE,
+                )
+                for comment in comments:
+                    if comment.ref in seen:
+                        continue
+                    seen.add(comment.ref)
+                    # The comment inherits the rank evidence of its verse.
+                    added.append(
+                        (
+                            Candidate(
+                                comment.ref,
+                                candidate.rrf,
+                                candidate.keyword_rank,
+                                candidate.keyword_score,
+                                candidate.dense_rank,
+                                candidate.dense_score,
+                            ),
+                            comment,
+                        )
+                    )
+        return added
+
+    def _is_commentary(self, title: str) -> bool:
+        book = self.catalog.books.get(title)
+        return bool(book and book.commentator)
 
     def _he_ref(self, ref: str) -> str:
         try:
