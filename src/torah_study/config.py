@@ -169,6 +169,10 @@ class Settings(BaseSettings):
         return self.data_dir / "catalog.json"
 
     @property
+    def links_path(self) -> Path:
+        return self.data_dir / "links.sqlite"
+
+    @property
     def parashot_path(self) -> Path:
         return self.data_dir / "parashot.json"
 

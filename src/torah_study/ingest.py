@@ -40,6 +40,7 @@ from torah_study.library.export import (
     read_text_file,
 )
 from torah_study.library.hebrew import search_text
+from torah_study.library.links import build_links
 from torah_study.library.parashot import read_parashot, save_parashot
 from torah_study.retrieval.rerank import passage_text
 
@@ -66,6 +67,8 @@ class IngestReport:
     corrupt: list[tuple[str, str]] = field(default_factory=list)
     vectors_written: int = 0
     vectors_total: int = 0
+    links: int = 0
+    links_skipped: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -77,6 +80,8 @@ class IngestReport:
             f"segments: {self.segments} ({self.segments_written} written)",
             f"languages (segments with text): {langs}",
             f"vectors: {self.vectors_total} ({self.vectors_written} embedded now)",
+            f"links: {self.links} ({self.links_skipped} naming texts the library "
+            "lacks, skipped)",
             f"time: {stages}",
         ]
         lines.extend(f"corrupt file: {path}: {error}" for path, error in self.corrupt)
@@ -214,6 +219,11 @@ def ingest(
                 continue
             _index_book(book_text, store, catalog, state, settings, report)
     report.seconds["parse+write"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    links = build_links(export_dir, catalog, settings.links_path)
+    report.links, report.links_skipped = links.stored, links.skipped
+    report.seconds["links"] = time.perf_counter() - started
 
     started = time.perf_counter()
     report.vectors_written = embed_scope(

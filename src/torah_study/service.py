@@ -34,6 +34,7 @@ from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
 from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
+from torah_study.library.links import LinkIndex
 from torah_study.retrieval.rerank import CohereReranker, OfflineReranker, Reranker
 from torah_study.retrieval.retriever import RetrievalSettings, Retriever
 
@@ -97,6 +98,7 @@ def build_services(
             top_k=settings.top_k,
             gate_threshold=settings.gate_threshold,
         ),
+        LinkIndex(settings.links_path, catalog),
     )
     if model == "settings":
         try:

@@ -567,6 +567,15 @@ def test_lookup_answer_keeps_each_source_apart(page: Any) -> None:
     expect(card.get_by_test_id("source-verified")).to_have_text(
         "Quoted from the library's text"
     )
+    # Rashi's comment on the verse is listed under the source and opens on
+    # Sefaria.
+    related = card.get_by_test_id("source-related").get_by_role(
+        "link", name="Rashi on Genesis 1:1"
+    )
+    expect(related).to_have_attribute(
+        "href", "https://www.sefaria.org/Rashi_on_Genesis.1.1"
+    )
+    expect(card.get_by_test_id("source-related")).to_contain_text("(commentary)")
 
 
 def test_unusable_conversation_link_starts_afresh(page: Any) -> None:

@@ -10,8 +10,8 @@ import { useEffect, useRef, useState } from "react";
 import { Button } from "@/components/ui/button";
 import { api } from "@/lib/api";
 import { useI18n } from "@/lib/i18n";
-import type { Segment, Source, TextResponse, Verification } from "@/lib/types";
-import { cn } from "@/lib/utils";
+import type { RelatedRef, Segment, Source, TextResponse, Verification } from "@/lib/types";
+import { cn, sefariaUrl } from "@/lib/utils";
 
 const texts = new Map<string, Promise<TextResponse>>();
 
@@ -168,6 +168,7 @@ function SourceCard({ source, active, quotes, quotedOnly }: CardProps) {
       {!text && !error && <p className="mt-2 text-sm text-muted-foreground">{t.loading}</p>}
       {text && !context && <Bilingual he={text.he} en={text.en} />}
       {context && <ContextView sourceRef={source.ref} />}
+      <RelatedList sourceRef={source.ref} />
       <div className="mt-3 flex flex-wrap gap-2">
         <Button variant="outline" size="sm" onClick={() => setContext(!context)} aria-pressed={context}>
           <BookOpen aria-hidden /> {context ? t.showSource : t.openInContext}
@@ -179,6 +180,45 @@ function SourceCard({ source, active, quotes, quotedOnly }: CardProps) {
         </Button>
       </div>
     </li>
+  );
+}
+
+function RelatedList({ sourceRef }: { sourceRef: string }) {
+  const { t, lang } = useI18n();
+  const [related, setRelated] = useState<RelatedRef[]>([]);
+
+  useEffect(() => {
+    let live = true;
+    // Shares the cached request of the card's own text; a failure shows nothing.
+    loadText(sourceRef, false).then(
+      (reply) => live && setRelated(reply.related ?? []),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [sourceRef]);
+
+  if (related.length === 0) return null;
+  return (
+    <div className="mt-3" data-testid="source-related">
+      <h4 className="text-xs font-semibold text-muted-foreground">{t.related}</h4>
+      <ul className="mt-1 flex flex-wrap gap-x-4 gap-y-1 text-sm">
+        {related.map((link) => (
+          <li key={link.ref}>
+            <a
+              className="underline underline-offset-2 hover:text-primary"
+              href={sefariaUrl(link.ref)}
+              target="_blank"
+              rel="noopener noreferrer"
+            >
+              <bdi>{lang === "he" && link.he_ref ? link.he_ref : link.ref}</bdi>
+            </a>{" "}
+            <span className="text-xs text-muted-foreground">({t.relatedKind(link.kind)})</span>
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
 

@@ -86,6 +86,8 @@ const en = {
     `${count} sentence${count === 1 ? "" : "s"} removed: not supported by the sources`,
   openOnSefaria: "Open on Sefaria",
   openInContext: "Open in context",
+  related: "Commentary and linked passages",
+  relatedKind: (kind: string) => (kind === "commentary" ? "commentary" : kind === "link" ? "linked" : kind),
   showSource: "Show only this source",
   loading: "Loading…",
   noText: "No text in this language.",
@@ -186,6 +188,9 @@ const he: Strings = {
     count === 1 ? "הוסר משפט אחד שהמקורות אינם תומכים בו" : `הוסרו ${count} משפטים שהמקורות אינם תומכים בהם`,
   openOnSefaria: "פתיחה בספריא",
   openInContext: "פתיחה בהקשר",
+  related: "פרשנות ומקורות מקושרים",
+  relatedKind: (kind: string) =>
+    kind === "commentary" ? "פרשנות" : kind === "quotation" ? "ציטוט" : kind === "reference" ? "הפניה" : "קישור",
   showSource: "הצגת המקור בלבד",
   loading: "טוען…",
   noText: "אין טקסט בשפה זו.",

@@ -75,6 +75,8 @@ export type Segment = {
   licenses: { he: string; en: string };
 };
 
+export type RelatedRef = { ref: string; he_ref: string; kind: string };
+
 export type TextResponse = {
   ref: string;
   he_ref: string;
@@ -86,6 +88,7 @@ export type TextResponse = {
   section_ref?: string | null;
   highlight?: string[];
   truncated?: boolean;
+  related?: RelatedRef[];
 };
 
 export type Parashah = {

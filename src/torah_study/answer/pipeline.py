@@ -118,6 +118,7 @@ def source_payload(number: int, passage: Passage) -> dict[str, Any]:
         "categories": record.categories,
         "versions": {"he": record.he_version, "en": record.en_version},
         "licenses": {"he": record.he_license, "en": record.en_license},
+        "related": [{"ref": link.ref, "kind": link.kind} for link in passage.related],
     }
 
 

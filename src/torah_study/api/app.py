@@ -34,6 +34,7 @@ from torah_study.api.limits import BodySizeLimit
 from torah_study.api.schemas import (
     ChatRequest,
     ChatResponse,
+    RelatedOut,
     SearchResponse,
     SegmentOut,
     TextResponse,
@@ -171,6 +172,21 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
+
+
+def _related(services: Services, ref: str) -> list[RelatedOut]:
+    links = services.retriever.links
+    if links is None:
+        return []
+    related = []
+    for link in links.related(ref):
+        try:
+            parsed = services.catalog.parse(link.ref, validate=False)
+            he_ref = parsed.hebrew(services.catalog.books[parsed.book].he_title)
+        except (RefError, KeyError):
+            he_ref = ""
+        related.append(RelatedOut(ref=link.ref, he_ref=he_ref, kind=link.kind))
+    return related
 
 
 def _segment(services: Services, record: SegmentRecord) -> SegmentOut:
@@ -376,4 +392,5 @@ def _add_routes(app: FastAPI) -> None:
             segments=[_segment(services, r) for r in records],
             before=[_segment(services, r) for r in before],
             after=[_segment(services, r) for r in after],
+            related=_related(services, parsed.normal()),
         )

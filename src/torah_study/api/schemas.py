@@ -48,6 +48,14 @@ class SegmentOut(BaseModel):
     licenses: dict[str, str]
 
 
+class RelatedOut(BaseModel):
+    ref: str
+    he_ref: str
+    # "commentary" for a comment on the passage, else the link's type
+    # ("quotation", "reference", or "link" when the library does not say).
+    kind: str
+
+
 class TextResponse(BaseModel):
     ref: str
     he_ref: str
@@ -62,6 +70,8 @@ class TextResponse(BaseModel):
     section_ref: str | None = None
     highlight: list[str] = Field(default_factory=list)
     truncated: bool = False
+    # Commentaries on the ref and passages linked to it (not for sections).
+    related: list[RelatedOut] = Field(default_factory=list)
 
 
 class SearchResponse(BaseModel):

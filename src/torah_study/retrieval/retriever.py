@@ -16,6 +16,7 @@ from torah_study.index.base import (
 )
 from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
+from torah_study.library.links import Link, LinkIndex
 from torah_study.library.refs import Ref
 from torah_study.retrieval.gate import apply_gate
 from torah_study.retrieval.hybrid import Candidate, reciprocal_rank_fusion
@@ -41,6 +42,8 @@ class Passage:
     he_ref: str = ""
     keyword_rank: int | None = None
     dense_rank: int | None = None
+    # Commentaries on the passage and passages linked to it.
+    related: list[Link] = field(default_factory=list)
 
 
 @dataclass
@@ -77,14 +80,23 @@ class Retriever:
         embeddings: Embeddings | None,
         reranker: Reranker,
         settings: RetrievalSettings,
+        links: LinkIndex | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.embeddings = embeddings
         self.reranker = reranker
         self.settings = settings
+        self.links = links
 
     def retrieve(self, question: str, filters: Filters = Filters()) -> Retrieval:
+        retrieval = self._retrieve(question, filters)
+        if self.links is not None:
+            for passage in retrieval.passages[: self.settings.top_k]:
+                passage.related = self.links.related(passage.record.ref)
+        return retrieval
+
+    def _retrieve(self, question: str, filters: Filters) -> Retrieval:
         analysis = analyze(question, self.catalog)
         if analysis.refs:
             return self._lookup(analysis)

@@ -1,0 +1,193 @@
+"""Links between passages: Sefaria's link CSV files and the shape of commentaries.
+
+Sefaria-Export ships ``links/*.csv`` with one row per link: two refs and a
+connection type ("commentary", "quotation", "reference" and others, often
+empty). Ingestion reads every file into a small SQLite table keyed by book
+and position, so the passages linked to a retrieved segment are found with
+one indexed query. Commentaries named "X on Y" are linked by their shape
+without any file: "Rashi on Genesis 1:1:1" comments on "Genesis 1:1".
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from torah_study.index.base import position_key, position_upper_bound
+from torah_study.library.catalog import Catalog
+from torah_study.library.refs import Ref, RefError
+
+logger = logging.getLogger(__name__)
+
+LINKS_FILE = "links.sqlite"
+_BATCH = 10_000
+# Sefaria's header spells "Conection Type"; both spellings are read.
+_TYPE_COLUMNS = ("Conection Type", "Connection Type")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A passage linked to another, with how it is linked."""
+
+    ref: str
+    kind: str
+
+
+@dataclass
+class LinkReport:
+    files: int = 0
+    rows: int = 0
+    stored: int = 0
+    # Rows naming a book the library lacks or a ref that does not parse.
+    skipped: int = 0
+
+
+def read_link_rows(export_dir: Path) -> Iterator[tuple[str, str, str]]:
+    """Yield (ref, ref, type) from every links CSV of an export, in file order."""
+    folder = export_dir / "links"
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = reader.fieldnames or []
+            if "Citation 1" not in fields or "Citation 2" not in fields:
+                logger.error(
+                    "Skipping %s: it has no Citation 1/Citation 2 columns", path
+                )
+                continue
+            column = next((c for c in _TYPE_COLUMNS if c in fields), None)
+            for row in reader:
+                kind = (row.get(column) or "") if column else ""
+                yield row["Citation 1"] or "", row["Citation 2"] or "", kind
+
+
+def _span(ref: Ref) -> tuple[str, str, str]:
+    low = position_key(ref.start) if ref.start else ""
+    return ref.book, low, position_upper_bound(ref.last)
+
+
+def build_links(export_dir: Path, catalog: Catalog, path: Path) -> LinkReport:
+    """Write the link table for ``export_dir`` to ``path``, replacing it whole.
+
+    The table is written to a temporary file first, so a failed run leaves
+    the previous table in place.
+    """
+    report = LinkReport(
+        files=len(list((export_dir / "links").glob("*.csv")))
+        if (export_dir / "links").is_dir()
+        else 0
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    connection = sqlite3.connect(tmp)
+    try:
+        connection.execute(
+            "CREATE TABLE links (book TEXT, low TEXT, high TEXT, other TEXT, kind TEXT)"
+        )
+        batch: list[tuple[str, str, str, str, str]] = []
+        for first, second, kind in read_link_rows(export_dir):
+            report.rows += 1
+            try:
+                a = catalog.parse(first, validate=False)
+                b = catalog.parse(second, validate=False)
+            except RefError:
+                report.skipped += 1
+                continue
+            kind = kind.strip() or "link"
+            batch.append((*_span(a), b.normal(), kind))
+            batch.append((*_span(b), a.normal(), kind))
+            report.stored += 1
+            if len(batch) >= _BATCH:
+                connection.executemany("INSERT INTO links VALUES (?,?,?,?,?)", batch)
+                batch.clear()
+        connection.executemany("INSERT INTO links VALUES (?,?,?,?,?)", batch)
+        connection.execute("CREATE INDEX links_position ON links (book, low)")
+        connection.commit()
+    finally:
+        connection.close()
+    tmp.replace(path)
+    return report
+
+
+class LinkIndex:
+    """Read side of the link table, plus commentary links from the catalog."""
+
+    def __init__(self, path: Path, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        if path.exists():
+            # check_same_thread is off: the service reads from worker threads,
+            # and the table is never written through this connection.
+            self._connection = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False
+            )
+
+    def related(self, ref: str, limit: int = 8) -> list[Link]:
+        """Return passages linked to ``ref``: comments on it first, then links."""
+        try:
+            parsed = self.catalog.parse(ref, validate=False)
+        except RefError:
+            return []
+        found: list[Link] = []
+        covered: list[Ref] = [parsed]
+        for link in [*self._commentaries(parsed), *self._stored(parsed)]:
+            try:
+                target = self.catalog.parse(link.ref, validate=False)
+            except RefError:
+                continue
+            # "Rashi on Amos 1:1:1" adds nothing next to "Rashi on Amos 1:1".
+            if any(ref.contains(target) for ref in covered):
+                continue
+            covered.append(target)
+            found.append(link)
+            if len(found) >= limit:
+                break
+        return found
+
+    def _commentaries(self, ref: Ref) -> list[Link]:
+        """Return "X on Book point" for each commentary on the ref's book."""
+        links: list[Link] = []
+        for book in self.catalog:
+            if book.base_title != ref.book or not ref.start:
+                continue
+            candidate = book.ref(ref.start)
+            try:
+                self.catalog.validate(candidate)
+            except RefError:
+                continue
+            if _has_text(book.shape, ref.start):
+                links.append(Link(candidate.normal(), "commentary"))
+        return links
+
+    def _stored(self, ref: Ref) -> list[Link]:
+        if self._connection is None or not ref.start:
+            return []
+        key = position_key(ref.start)
+        rows = self._connection.execute(
+            "SELECT other, kind FROM links WHERE book = ? AND low <= ? AND high > ? "
+            "ORDER BY low DESC LIMIT 50",
+            (ref.book, key, key),
+        ).fetchall()
+        return [Link(other, kind) for other, kind in rows]
+
+
+def _has_text(shape: object, point: tuple[int, ...]) -> bool:
+    """Tell whether a book's shape holds any segment under ``point``."""
+    node = shape
+    for index in point:
+        if not isinstance(node, list) or not 1 <= index <= len(node):
+            return False
+        node = node[index - 1]
+    return _count(node) > 0
+
+
+def _count(node: object) -> int:
+    if isinstance(node, list):
+        return sum(_count(child) for child in node)
+    return int(node) if isinstance(node, int) else 0
