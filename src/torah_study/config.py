@@ -118,6 +118,21 @@ class Settings(BaseSettings):
         ),
     )
     migrate_on_start: bool = True
+    retrieval_retry: bool = Field(
+        default=True,
+        description=(
+            "When a search is too weak to answer, reformulate it (terms in both "
+            "languages, and a hypothetical passage from a remote answer model "
+            "when expand_with_model is on) and search once more before abstaining."
+        ),
+    )
+    expand_with_model: bool = Field(
+        default=True,
+        description=(
+            "Let a remote answer model (Gemini or OpenAI-compatible) write the "
+            "hypothetical passage of a reformulated search."
+        ),
+    )
     rewrite_with_model: bool = Field(
         default=True,
         description=(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +16,7 @@ from torah_study.accounts.tokens import TokenCodec, resolve_secret
 from torah_study.answer.llm import build_answer_model
 from torah_study.answer.llm.base import AnswerModel, ProviderError
 from torah_study.answer.pipeline import AnswerPipeline
+from torah_study.answer.prompts import hypothetical_passage
 from torah_study.config import Settings
 from torah_study.conversations.chat import Rewriter
 from torah_study.conversations.followup import (
@@ -97,6 +99,7 @@ def build_services(
             rerank_candidates=settings.rerank_candidates,
             top_k=settings.top_k,
             gate_threshold=settings.gate_threshold,
+            retry=settings.retrieval_retry,
         ),
         LinkIndex(settings.links_path, catalog),
     )
@@ -111,6 +114,9 @@ def build_services(
     else:
         answer_model = model  # type: ignore[assignment]
     pipeline = AnswerPipeline(retriever, catalog, answer_model, settings.llm_max_tokens)
+    remote = settings.llm_provider in ("gemini", "openai")
+    if answer_model is not None and remote and settings.expand_with_model:
+        retriever.expander = partial(hypothetical_passage, answer_model)
     return Services(settings, catalog, store, embeddings, retriever, pipeline)
 
 

@@ -32,3 +32,30 @@ def test_colon_does_not_split_sentences() -> None:
 def test_hebrew_abbreviation_is_not_a_quote() -> None:
     text = 'רש"י מסביר את הזמן [2]. חז"ל קבעו כך [4].'
     assert split_sentences(text) == ['רש"י מסביר את הזמן [2]. ', 'חז"ל קבעו כך [4].']
+
+
+def _verifier(catalog):  # type: ignore[no-untyped-def]
+    from torah_study.answer.verify import Verifier
+
+    return Verifier(catalog, [], require_citations=True)
+
+
+def test_absence_claim_about_a_held_work_is_removed(catalog) -> None:  # type: ignore[no-untyped-def]
+    verifier = _verifier(catalog)
+    for sentence in (
+        "The library does not contain Pirkei Avot, so this cannot be answered.",
+        "Tehillim is not in the library.",
+        "אין בספרייה את ספר שמות.",
+    ):
+        reason = verifier.check(sentence)
+        assert reason is not None and "but the library holds it" in reason, sentence
+
+
+def test_true_absence_claim_needs_no_citation(catalog) -> None:  # type: ignore[no-untyped-def]
+    verifier = _verifier(catalog)
+    assert verifier.check("The library does not contain the Tanya.") is None
+    assert verifier.check("ספר התניא אינו בספרייה.") is None
+    # Other uncited claims still need a citation.
+    assert verifier.check("The Tanya teaches that every Jew has two souls.") == (
+        "makes a claim without citing a source"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torah_study.answer.llm.base import ChatMessage
+from torah_study.answer.llm.base import AnswerModel, ChatMessage, ProviderError
 from torah_study.retrieval.retriever import Passage
 
 # Each source is cut to this many characters in the prompt: small local models
@@ -67,3 +67,35 @@ def build_messages(
     system = SYSTEM_PROMPT.format(language=LANGUAGE_NAMES.get(language, "English"))
     user = f"Sources:\n\n{format_sources(passages)}\n\nQuestion: {question}"
     return [ChatMessage("system", system), ChatMessage("user", user)]
+
+
+EXPAND_PROMPT = """Write two or three sentences that a classical Jewish text \
+(Tanakh, Mishnah, Talmud, Mishneh Torah or Shulchan Arukh) might contain if it \
+answered the question below: first in Hebrew, then in English. Use the \
+vocabulary such texts use. Give no refs and no explanation."""
+# A hypothetical passage longer than this is cut: it only feeds the search.
+MAX_PASSAGE_CHARS = 800
+
+
+def hypothetical_passage(
+    model: AnswerModel, question: str, *, max_tokens: int = 160
+) -> str:
+    """Return a passage the model imagines for ``question``, for search only.
+
+    The passage is never shown or cited: it gives a weak search words and a
+    vector closer to the texts that answer the question. A model error gives
+    an empty passage, so the retry uses its other reformulations alone.
+    """
+    messages = [
+        ChatMessage("system", EXPAND_PROMPT),
+        ChatMessage("user", question),
+    ]
+    try:
+        text = "".join(
+            piece
+            for piece in model.stream(messages, max_tokens=max_tokens)
+            if isinstance(piece, str)
+        )
+    except ProviderError:
+        return ""
+    return text.strip()[:MAX_PASSAGE_CHARS]

@@ -2,8 +2,9 @@
 
 The policy fails closed: a sentence is shown only when every citation marker
 in it points to a given source, every ref it names resolves and was retrieved,
-and every quoted span occurs in the cited text after normalisation. Sentences
-that fail are removed and listed in the report.
+and every quoted span occurs in the cited text after normalisation. A sentence
+saying the library lacks something must not name a work the library holds.
+Sentences that fail are removed and listed in the report.
 """
 
 from __future__ import annotations
@@ -46,6 +47,26 @@ _NO_CLAIM_MARKERS = (
     "ask a rabbi", "consult a rabbi", "do not answer", "don't answer",
     "לשאול רב", "אינם עונים",
 )  # fmt: skip
+
+
+# A sentence saying the library lacks something ("the library has no…",
+# "… is not in the library", "אין בספרייה"). Such a claim is checked against
+# the library's titles instead of against the sources.
+_ABSENCE = re.compile(
+    r"\blibrary (?:does ?n[o']t|doesn't|did ?n[o']t) (?:contain|have|include|hold)"
+    r"|\bnot (?:in|part of|found in|included in|available in) the library"
+    r"|\b(?:no|none of the) (?:book|text|work|tractate|source)s? (?:in|of) the library"
+    r"|\blibrary (?:has|holds|contains|includes) no\b"
+    "|\u05d0\u05d9\u05df \u05d1\u05e1\u05e4\u05e8\u05d9\u05d9\u05d4"
+    "|\u05d0\u05d9\u05e0\u05d5 \u05d1\u05e1\u05e4\u05e8\u05d9\u05d9\u05d4"
+    "|\u05d0\u05d9\u05e0\u05d4 \u05d1\u05e1\u05e4\u05e8\u05d9\u05d9\u05d4"
+    "|\u05d4\u05e1\u05e4\u05e8\u05d9\u05d9\u05d4 \u05d0\u05d9\u05e0\u05d4 "
+    "\u05db\u05d5\u05dc\u05dc\u05ea",
+    re.IGNORECASE,
+)
+# An absence claim may be this long and still need no citation, when it names
+# no work that the library holds.
+MAX_ABSENCE_WORDS = 30
 
 
 @dataclass
@@ -179,7 +200,15 @@ class Verifier:
             self.report.refs_checked.append(found.normal())
             if not self._was_retrieved(found):
                 return f"names {found.normal()}, which was not among the sources"
-        if self.require_citations and not numbers and self._is_claim(unquoted):
+        absence = _ABSENCE.search(unquoted) is not None
+        if absence:
+            books, _ = self.catalog.mentioned(unquoted)
+            if books:
+                return f"says the library lacks {books[0]}, but the library holds it"
+        # A short claim of absence naming no held work needs no citation.
+        exempt_absence = absence and len(unquoted.split()) <= MAX_ABSENCE_WORDS
+        uncited = not numbers and not exempt_absence
+        if self.require_citations and uncited and self._is_claim(unquoted):
             return "makes a claim without citing a source"
         pool = numbers or list(range(1, len(self._texts) + 1))
         self._quoted = []

@@ -155,6 +155,9 @@ class QueryAnalysis:
     books: list[str] = field(default_factory=list)
     commentators: list[str] = field(default_factory=list)
     works: list[str] = field(default_factory=list)
+    # The text embedded for the dense leg when it differs from the question
+    # (a reformulation with a hypothetical passage).
+    dense_text: str | None = None
 
     @property
     def scoped(self) -> bool:

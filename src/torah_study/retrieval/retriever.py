@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from torah_study.embeddings.base import Embeddings
@@ -19,8 +20,14 @@ from torah_study.library.catalog import Catalog
 from torah_study.library.links import Link, LinkIndex
 from torah_study.library.refs import Ref
 from torah_study.retrieval.gate import apply_gate
+from torah_study.retrieval.glossary import translate_terms
 from torah_study.retrieval.hybrid import Candidate, reciprocal_rank_fusion
-from torah_study.retrieval.query import QueryAnalysis, analyze, keyword_query
+from torah_study.retrieval.query import (
+    QueryAnalysis,
+    analyze,
+    content_terms,
+    keyword_query,
+)
 from torah_study.retrieval.rerank import Reranker
 
 logger = logging.getLogger(__name__)
@@ -31,6 +38,8 @@ MAX_LOOKUP_SEGMENTS = 60
 # base passages join the candidates, at most this many per passage.
 COMMENTED_PASSAGES = 8
 COMMENTS_PER_PASSAGE = 6
+# Terms a reformulation may add to a question's own.
+MAX_EXTRA_TERMS = 12
 
 
 @dataclass
@@ -58,6 +67,8 @@ class Retrieval:
     timings: dict[str, float] = field(default_factory=dict)
     # Refs of every reranked candidate, best first (search mode only).
     ranking: list[str] = field(default_factory=list)
+    # Whether a reformulated second search was made.
+    retried: bool = False
 
 
 @dataclass
@@ -68,6 +79,8 @@ class RetrievalSettings:
     rerank_candidates: int = 30
     top_k: int = 5
     gate_threshold: float = 0.35
+    # Reformulate and search once more before abstaining.
+    retry: bool = True
 
 
 class Retriever:
@@ -81,6 +94,7 @@ class Retriever:
         reranker: Reranker,
         settings: RetrievalSettings,
         links: LinkIndex | None = None,
+        expander: Callable[[str], str] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -88,6 +102,8 @@ class Retriever:
         self.reranker = reranker
         self.settings = settings
         self.links = links
+        # Writes a hypothetical passage for a question (an answer model).
+        self.expander = expander
 
     def retrieve(self, question: str, filters: Filters = Filters()) -> Retrieval:
         retrieval = self._retrieve(question, filters)
@@ -150,12 +166,62 @@ class Retriever:
         )
 
     def _search(self, analysis: QueryAnalysis, filters: Filters) -> Retrieval:
+        """Search once; when that is too weak to answer, reformulate and retry once.
+
+        The retry searches with each known term also in the other language
+        and, when an expander (an answer model) is configured, with a
+        hypothetical passage for the question, over twice as many candidates.
+        Its passages face the same gate.
+        """
+        first = self._search_once(analysis, filters, widen=1)
+        if first.mode != "abstain" or not self.settings.retry:
+            return first
+        started = time.perf_counter()
+        second_analysis = self._reformulate(analysis)
+        reformulate_seconds = time.perf_counter() - started
+        if second_analysis is None:
+            return first
+        second = self._search_once(second_analysis, filters, widen=2)
+        timings = dict(first.timings)
+        timings["reformulate"] = reformulate_seconds
+        for stage, seconds in second.timings.items():
+            timings[f"retry_{stage}"] = seconds
+        chosen = second if second.mode == "search" else first
+        chosen.timings = timings
+        chosen.retried = True
+        if chosen is first:
+            chosen.message = f"{first.message}; a reformulated search found no more"
+        return chosen
+
+    def _reformulate(self, analysis: QueryAnalysis) -> QueryAnalysis | None:
+        """Return the question with terms in both languages, or None if nothing new."""
+        extra = translate_terms(analysis.terms)
+        passage = ""
+        if self.expander is not None:
+            try:
+                passage = self.expander(analysis.text)
+            except Exception:
+                logger.exception("The expander failed; retrying without it")
+        if passage:
+            extra.extend(t for t in content_terms(passage) if t not in extra)
+        if not extra and not passage:
+            return None
+        return replace(
+            analysis,
+            terms=[*analysis.terms, *extra[:MAX_EXTRA_TERMS]],
+            dense_text=f"{analysis.text}\n{passage}" if passage else analysis.text,
+        )
+
+    def _search_once(
+        self, analysis: QueryAnalysis, filters: Filters, widen: int
+    ) -> Retrieval:
         settings = self.settings
         timings: dict[str, float] = {}
+        keyword_k, dense_k = settings.keyword_k * widen, settings.dense_k * widen
 
         started = time.perf_counter()
         keyword_hits = self.store.keyword(
-            keyword_query(analysis.terms), settings.keyword_k, filters
+            keyword_query(analysis.terms), keyword_k, filters
         )
         timings["keyword"] = time.perf_counter() - started
 
@@ -163,8 +229,10 @@ class Retriever:
         query_vector = None
         dense_hits = []
         if self.embeddings is not None:
-            query_vector = self.embeddings.embed_queries([analysis.text])[0]
-            dense_hits = self.store.dense(query_vector, settings.dense_k, filters)
+            query_vector = self.embeddings.embed_queries(
+                [analysis.dense_text or analysis.text]
+            )[0]
+            dense_hits = self.store.dense(query_vector, dense_k, filters)
         timings["dense"] = time.perf_counter() - started
 
         legs = [("keyword", keyword_hits), ("dense", dense_hits)]
@@ -177,9 +245,7 @@ class Retriever:
             legs.append(
                 (
                     "keyword-scoped",
-                    self.store.keyword(
-                        keyword_query(analysis.terms), settings.keyword_k, scope
-                    ),
+                    self.store.keyword(keyword_query(analysis.terms), keyword_k, scope),
                 )
             )
             timings["keyword"] += time.perf_counter() - started
@@ -188,14 +254,14 @@ class Retriever:
                 legs.append(
                     (
                         "dense-scoped",
-                        self.store.dense(query_vector, settings.dense_k, scope),
+                        self.store.dense(query_vector, dense_k, scope),
                     )
                 )
                 timings["dense"] += time.perf_counter() - started
 
         started = time.perf_counter()
         fused = reciprocal_rank_fusion(legs, k=settings.rrf_k)[
-            : settings.rerank_candidates
+            : settings.rerank_candidates * widen
         ]
         records = {r.ref: r for r in self.store.get([c.ref for c in fused])}
         pairs = [(c, records[c.ref]) for c in fused if c.ref in records]
