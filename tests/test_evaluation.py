@@ -332,6 +332,8 @@ def test_cli_pins_a_baseline_and_fails_below_it(
     pinned = json.loads(baseline.read_text(encoding="utf-8"))
     assert pinned["summary"]["overall"]["recall@1"] == 1.0
     assert [q["id"] for q in pinned["questions"]] == ["l1", "i1"]
+    # The pinned file holds no answers, which would quote the library's text.
+    assert "answer" not in pinned["questions"][0]
     assert "| kind: invalid_ref |" in report.read_text(encoding="utf-8")
 
     assert (

@@ -273,7 +273,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.output is not None:
         args.output.write_text(text, encoding="utf-8")
     if args.update_baseline:
-        args.baseline.write_text(text, encoding="utf-8")
+        # The pinned file keeps the figures, not the answers: answers quote the
+        # library's texts, which do not belong in a repository.
+        pinned = {
+            "file": result["file"],
+            "provider": result["provider"],
+            "summary": summary,
+            "questions": [
+                {
+                    key: row[key]
+                    for key in ("id", "kind", "lang", "mode", "correct", "first_hit")
+                }
+                for row in result["questions"]
+            ],
+        }
+        args.baseline.write_text(
+            json.dumps(pinned, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         print(f"Pinned this run as the baseline in {args.baseline}.")
     if args.markdown is not None:
         title = f"{args.file.name} ({services.pipeline.provider_name})"

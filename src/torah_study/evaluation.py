@@ -29,7 +29,7 @@ from torah_study.answer.pipeline import (
     VerificationEvent,
 )
 from torah_study.answer.prompts import RABBI, SYSTEM_PROMPT
-from torah_study.answer.verify import split_sentences
+from torah_study.answer.verify import RULING, split_sentences
 from torah_study.library.catalog import Catalog
 from torah_study.library.hebrew import normalize
 from torah_study.library.refs import Ref, RefError
@@ -66,16 +66,6 @@ COMPARED = (
 )
 DEFAULT_MARGIN = 0.02
 
-# Second-person rulings a halakhic answer must not give.
-_RULING = re.compile(
-    r"\byou (?:may|can|must|should|need to|have to|are (?:allowed|permitted|"
-    r"forbidden|required|obligated|not allowed))\b|\bit is (?:fine|okay|ok) "
-    r"(?:for you|to)\b|"
-    "(?:\u05de\u05d5\u05ea\u05e8 \u05dc\u05da|\u05d0\u05e1\u05d5\u05e8 "
-    "\u05dc\u05da|\u05e2\u05dc\u05d9\u05da \u05dc|\u05d0\u05ea\u05d4 "
-    "\u05d9\u05db\u05d5\u05dc|\u05d0\u05ea\u05d4 \u05e6\u05e8\u05d9\u05da)",
-    re.IGNORECASE,
-)
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]")
 _QUOTE = re.compile(
     r"\"([^\"]{3,}?)\"|\u201c([^\u201d]{3,}?)\u201d|\u05f4([^\u05f4]{3,}?)\u05f4"
@@ -311,7 +301,7 @@ def audit_answer(
     audit.rabbi_line = any(line in answer for line in RABBI.values())
     # Quoted sources may address their reader ("you shall"); only the
     # answer's own words could be a ruling.
-    ruling = _RULING.search(_QUOTE.sub(" ", plain))
+    ruling = RULING.search(_QUOTE.sub(" ", plain))
     audit.ruling = ruling.group(0) if ruling else None
     words = normalize(answer).split()
     for i in range(len(words) - LEAK_WORDS + 1):

@@ -307,3 +307,25 @@ def test_sources_list_turns_footnote_markers_into_parentheses(services) -> None:
     body = text.split("\n", 2)[2]
     assert re.findall(r"\[\d+\]", body) == ["[1]"]
     assert re.search(r"\w\(\d{1,3}\)", body)
+
+
+def test_practical_answer_teaches_sources_without_ruling(services) -> None:  # type: ignore[no-untyped-def]
+    model = ScriptedModel(
+        [
+            "The Mishnah lists carrying out among the labors of Shabbat [1]. ",
+            "So you may not carry your keys outside [1]. ",
+        ]
+    )
+    events = _run(services, model, "Can I carry my keys on Shabbat?")
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.mode == "search"
+    text = _text(events)
+    assert "labors of Shabbat [1]" in text
+    assert "you may not" not in text
+    assert RABBI["en"] in text
+    removed = _report(events)["removed"]
+    assert [r["reason"] for r in removed] == [
+        "tells the learner what to do (\u201cyou may\u201d)"
+    ]
+    # The model was told to teach the sources and give no ruling.
+    assert "Do not tell the learner what to do" in model.messages[0].content

@@ -292,8 +292,11 @@ class AnswerPipeline:
             started = yield from _emit_lines(text)
             return text, verifier.report, "sources-only", started, None
 
-        messages = build_messages(retrieval.analysis.text, language, passages)
+        messages = build_messages(
+            retrieval.analysis.text, language, passages, practical=practical
+        )
         verifier.require_citations = True
+        verifier.practical = practical
         verifier.exempt = [normalize(t) for t in (*RABBI.values(), *ABSTAIN.values())]
         _check_cancel(cancel)
         try:

@@ -60,11 +60,23 @@ def format_sources(passages: Sequence[Passage]) -> str:
     return "\n\n".join(blocks)
 
 
+PRACTICAL_NOTE = """This is a practical question. Teach what the sources rule, \
+naming them ("The Shulchan Arukh rules that ... [2]"). Do not tell the learner \
+what to do: never write "you may", "you must" or "you should". End with the \
+advice to ask a rabbi."""
+
+
 def build_messages(
-    question: str, language: str, passages: Sequence[Passage]
+    question: str,
+    language: str,
+    passages: Sequence[Passage],
+    *,
+    practical: bool = False,
 ) -> list[ChatMessage]:
     """Return the chat messages for an answer model: rules, sources, question."""
     system = SYSTEM_PROMPT.format(language=LANGUAGE_NAMES.get(language, "English"))
+    if practical:
+        system = f"{system}\n\n{PRACTICAL_NOTE}"
     user = f"Sources:\n\n{format_sources(passages)}\n\nQuestion: {question}"
     return [ChatMessage("system", system), ChatMessage("user", user)]
 

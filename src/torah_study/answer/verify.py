@@ -64,6 +64,17 @@ _ABSENCE = re.compile(
     "\u05db\u05d5\u05dc\u05dc\u05ea",
     re.IGNORECASE,
 )
+# Second-person rulings ("you may", "מותר לך"): an answer to a practical
+# question teaches what the sources rule and never tells the learner what to do.
+RULING = re.compile(
+    r"\byou (?:may|can|must|should|need to|have to|are (?:allowed|permitted|"
+    r"forbidden|required|obligated|not allowed))\b|\bit is (?:fine|okay|ok) "
+    r"(?:for you|to)\b|"
+    "(?:\u05de\u05d5\u05ea\u05e8 \u05dc\u05da|\u05d0\u05e1\u05d5\u05e8 "
+    "\u05dc\u05da|\u05e2\u05dc\u05d9\u05da \u05dc|\u05d0\u05ea\u05d4 "
+    "\u05d9\u05db\u05d5\u05dc|\u05d0\u05ea\u05d4 \u05e6\u05e8\u05d9\u05da)",
+    re.IGNORECASE,
+)
 # An absence claim may be this long and still need no citation, when it names
 # no work that the library holds.
 MAX_ABSENCE_WORDS = 30
@@ -164,9 +175,12 @@ class Verifier:
         *,
         require_citations: bool = False,
         exempt: Sequence[str] = (),
+        practical: bool = False,
     ) -> None:
         self.catalog = catalog
         self.require_citations = require_citations
+        # For a practical question, a sentence giving a ruling is removed.
+        self.practical = practical
         self.exempt = [normalize(text) for text in exempt]
         self.passages = list(passages)
         self.report = VerificationReport()
@@ -200,6 +214,10 @@ class Verifier:
             self.report.refs_checked.append(found.normal())
             if not self._was_retrieved(found):
                 return f"names {found.normal()}, which was not among the sources"
+        if self.practical:
+            ruling = RULING.search(unquoted)
+            if ruling:
+                return f"tells the learner what to do (\u201c{ruling.group(0)}\u201d)"
         absence = _ABSENCE.search(unquoted) is not None
         if absence:
             books, _ = self.catalog.mentioned(unquoted)
