@@ -29,7 +29,12 @@ from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings, Vectors
 from torah_study.index.base import SegmentRecord, position_key
 from torah_study.index.lance import LanceStore
-from torah_study.library.catalog import Book, Catalog
+from torah_study.library.catalog import (
+    OUTSIDE_TITLES_FILE,
+    Book,
+    Catalog,
+    read_toc_titles,
+)
 from torah_study.library.export import (
     BookText,
     ExportError,
@@ -219,6 +224,11 @@ def ingest(
                 continue
             _index_book(book_text, store, catalog, state, settings, report)
     report.seconds["parse+write"] = time.perf_counter() - started
+
+    toc = read_toc_titles(export_dir)
+    if toc:
+        outside = settings.catalog_path.with_name(OUTSIDE_TITLES_FILE)
+        outside.write_text(json.dumps(toc, ensure_ascii=False), encoding="utf-8")
 
     started = time.perf_counter()
     links = build_links(export_dir, catalog, settings.links_path)

@@ -1,9 +1,11 @@
 """Transliterated titles in any common spelling, and titles named in questions."""
 
+from pathlib import Path
+
 import pytest
 
 from torah_study.library.aliases import skeleton, usable
-from torah_study.library.catalog import Catalog
+from torah_study.library.catalog import Catalog, read_toc_titles
 from torah_study.library.refs import Ref
 
 
@@ -79,3 +81,28 @@ def test_mentioned_books_and_commentators(
     catalog: Catalog, question: str, books: list[str], commentators: list[str]
 ) -> None:
     assert catalog.mentioned(question) == (books, commentators)
+
+
+@pytest.mark.parametrize(
+    ("question", "work"),
+    [
+        (
+            "What does the Guide for the Perplexed say about God?",
+            "Guide for the Perplexed",
+        ),
+        ("How does Ramban disagree with Rashi on creation?", "Ramban"),
+        ("מה אומר ספר הזוהר על פרשת בראשית?", "Zohar"),
+        ("What does the Kuzari say about prophecy?", "Sefer Kuzari"),
+        ("What does the Book of Jubal say about flutes?", "the Book of Jubal"),
+        # Works the library holds, and names inside its titles, are not outside.
+        ("What does the Talmud say about Rosh Hashanah?", None),
+        ("What does the Book of Job say about suffering?", None),
+        ("How does Rashi explain the first verse?", None),
+        ("What does the Shulchan Arukh say about candles?", None),
+    ],
+)
+def test_works_outside_the_library(
+    catalog: Catalog, export_dir: Path, question: str, work: str | None
+) -> None:
+    catalog.set_outside(read_toc_titles(export_dir))
+    assert catalog.outside_work(question) == work

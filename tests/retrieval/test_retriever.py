@@ -111,3 +111,10 @@ def test_rrf_sums_reciprocal_ranks() -> None:
     assert fused[0].rrf == pytest.approx(1 / 62 + 1 / 61)
     assert fused[0].keyword_rank == 2
     assert fused[0].dense_rank == 1
+
+
+def test_work_sefaria_has_but_the_library_lacks(services) -> None:  # type: ignore[no-untyped-def]
+    result = services.retriever.retrieve("What does the Zohar say about creation?")
+    assert result.mode == "abstain"
+    assert result.passages == []
+    assert result.message == "Zohar is not in the library."

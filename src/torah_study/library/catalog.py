@@ -25,6 +25,9 @@ from torah_study.library.refs import (
 )
 
 Shape = list[Any]  # nested lists whose leaves are segment counts
+# Next to the catalog: the titles of Sefaria's table of contents, English and
+# Hebrew, so that a question naming a work the library lacks can be answered so.
+OUTSIDE_TITLES_FILE = "outside-titles.json"
 
 _EN_ADDRESS = r"\d+[ab]?(?:[:.]\d+)*(?:\s*[-\u2013]\s*\d+[ab]?(?:[:.]\d+)*)?"
 # Gershayim may be typed as two apostrophes ("י''ח"), so up to two marks.
@@ -47,6 +50,28 @@ _EN_RANGE = re.compile(
     r"(?P<start>\d+[ab]?(?:[:.]\d+)*)"
     r"(?:\s*[-\u2013]\s*(?P<end>\d+[ab]?(?:[:.]\d+)*))?"
 )
+
+
+def read_toc_titles(export_dir: Path) -> list[tuple[str, str]]:
+    """Return (English, Hebrew) for every title in the export's table of contents."""
+    path = export_dir / "table_of_contents.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    titles: list[tuple[str, str]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict):
+            if isinstance(node.get("title"), str) and "category" not in node:
+                titles.append((node["title"], str(node.get("heTitle") or "")))
+            walk(node.get("contents", []))
+
+    walk(data)
+    return titles
 
 
 def title_key(title: str) -> str:
@@ -94,6 +119,8 @@ class Catalog:
         # Spelling-insensitive keys of English and transliterated names; a key
         # shared by two books maps to None and identifies neither.
         self._skeletons: dict[str, str | None] = {}
+        self._outside: dict[str, str] = {}
+        self._outside_finder: re.Pattern[str] | None = None
         self._commentator_patterns: dict[str, re.Pattern[str]] | None = None
         for book in books:
             self.add(book)
@@ -138,7 +165,12 @@ class Catalog:
                 f"No catalog at {path}: run `torah-study ingest` first."
             )
         data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(Book(**item) for item in data)
+        catalog = cls(Book(**item) for item in data)
+        outside = path.with_name(OUTSIDE_TITLES_FILE)
+        if outside.exists():
+            pairs = json.loads(outside.read_text(encoding="utf-8"))
+            catalog.set_outside((str(en), str(he)) for en, he in pairs)
+        return catalog
 
     # Lookup ----------------------------------------------------------------
 
@@ -210,6 +242,70 @@ class Catalog:
             for b in self.books.values()
             if b.commentator and b.base_title in self.books
         }
+
+    def set_outside(self, titles: Iterable[tuple[str, str]]) -> None:
+        """Record works Sefaria lists that this library does not hold.
+
+        ``titles`` pairs English and Hebrew titles (from the export's table of
+        contents). A question that names one of them is about a work the
+        library cannot answer from. "X on Y" titles also record X, and
+        "Sefer X" also X, the names learners use for them.
+        """
+        names: dict[str, str] = {}
+        commentators = self.commentators()
+        for english, hebrew in titles:
+            if self.find_book(english) is not None:
+                continue
+            short = [english, hebrew]
+            if " on " in english:
+                author = english.split(" on ")[0]
+                if author not in commentators:
+                    short.append(author)
+                    short.append(hebrew.split(" \u05e2\u05dc ")[0])
+            if english.startswith("Sefer "):
+                short.append(english.removeprefix("Sefer "))
+            if hebrew.startswith("\u05e1\u05e4\u05e8 "):
+                short.append(hebrew.removeprefix("\u05e1\u05e4\u05e8 "))
+            for name in short:
+                if name and len(title_key(name).replace(" ", "")) >= 4:
+                    names.setdefault(name, english.split(" on ")[0])
+        self._outside = names
+        self._outside_finder = None
+
+    def outside_work(self, text: str) -> str | None:
+        """Return a work the question names that Sefaria has but this library lacks.
+
+        English names must be capitalised; a one-word Hebrew name counts only
+        after ספר, as with ``mentioned``. "Sefer X" or "the Book of X" naming
+        no title at all also counts, with X as the work.
+        """
+        if self._outside and self._outside_finder is None:
+            ordered = sorted(self._outside, key=len, reverse=True)
+            self._outside_finder = re.compile(
+                "(?<![\\w\u05d0-\u05ea])"
+                "(?P<lead>\u05d1?\u05e1\u05e4\u05e8\\s+)?[\u05d5\u05d1\u05dc\u05de\u05d4]?"
+                f"(?P<name>{'|'.join(_name_pattern(n) for n in ordered)})"
+                "(?![\\w\u05d0-\u05ea])"
+            )
+        if self._outside_finder is not None:
+            # Names inside a title the library holds do not count: "Rosh" (a
+            # commentator outside it) inside "Rosh Hashanah".
+            held = [m.span("name") for m in self._mention_finder().finditer(text)]
+            for match in self._outside_finder.finditer(text):
+                start, end = match.span("name")
+                if any(a <= start and end <= b for a, b in held):
+                    continue
+                name = match.group("name")
+                hebrew = _HEBREW_LETTER.search(name) is not None
+                if hebrew and " " not in name and not match.group("lead"):
+                    continue
+                if self.find_book(name) is None:
+                    return self._outside[name]
+        for match in _BOOK_OF.finditer(text):
+            name = match.group("name")
+            if self.find_book(name) is None and self.find_book(f"Sefer {name}") is None:
+                return match.group(0).strip()
+        return None
 
     def mentioned(self, text: str) -> tuple[list[str], list[str]]:
         """Return the book titles and commentators a question names without a ref.
@@ -466,6 +562,11 @@ _LATIN_TITLE_REF = re.compile(
     rf"\s+(?P<en>{_EN_ADDRESS})(?![\w])"
 )
 _LATIN_NAMES = re.compile(r"[A-Z][A-Za-z']+(?:\s+(?:[A-Z][A-Za-z']+|on|of))*")
+# "Sefer Orot HaGenuzim", "the Book of Jubal": a named book, in or out of the
+# library.
+_BOOK_OF = re.compile(
+    r"\b(?:Sefer|[Tt]he [Bb]ook of) (?P<name>[A-Z][\w']*(?: [A-Z][\w']*)*)"
+)
 _HEBREW_LETTER = re.compile("[\u05d0-\u05ea]")
 _NAME_QUOTES = "\"'\u05f3\u05f4\u2019\u201d"
 

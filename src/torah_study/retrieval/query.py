@@ -263,8 +263,10 @@ def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
         analysis.books, analysis.commentators = catalog.mentioned(question)
         analysis.works = work_hints(question)
     analysis.practical = _PRACTICAL.search(question) is not None
+    if not analysis.refs:
+        analysis.unknown_work = catalog.outside_work(question)
     match = _NAMED_WORK.search(question)
-    if match and not analysis.refs:
+    if match and not analysis.refs and analysis.unknown_work is None:
         name = match.group("name")
         known = catalog.find_book(name) or catalog.books_in(name)
         is_commentator = name in catalog.commentators()
