@@ -499,10 +499,11 @@ def calibrate(
 ) -> list[dict[str, float | None]]:
     """Replay the gate at each threshold over a run made with the gate open.
 
-    A searched question abstains when its best score is below the threshold;
-    lookups, invalid refs and unknown works are decided before the gate and
-    keep their mode. Returns over-refusal and out-of-library abstention for
-    each threshold, the two errors the threshold trades against each other.
+    A searched question abstains when its best score is below the threshold.
+    Lookups, invalid refs and unknown works are decided before the gate, so
+    they keep their mode. Each row gives the over-refusal and the
+    out-of-library abstention of one threshold: raising it trades the first
+    for the second.
     """
     rows: list[dict[str, float | None]] = []
     for threshold in thresholds:

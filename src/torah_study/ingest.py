@@ -47,7 +47,7 @@ from torah_study.library.export import (
 from torah_study.library.hebrew import search_text
 from torah_study.library.links import build_links
 from torah_study.library.parashot import read_parashot, save_parashot
-from torah_study.retrieval.rerank import passage_text
+from torah_study.retrieval.rerank import EMBED_CHARS, passage_text
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +154,15 @@ def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:
 
 
 def vector_digest(record: SegmentRecord, embedder: Embeddings) -> str:
-    """Identify what a stored vector was computed from: format, model and text."""
-    return f"{EMBED_FORMAT}:{embedder.name}:{record.digest}"
+    """Identify what a stored vector was computed from: format, model and text.
+
+    A passage longer than the embedded cut is marked with the cut, so that
+    changing it re-embeds the long passages and keeps the vectors of the rest.
+    """
+    digest = f"{EMBED_FORMAT}:{embedder.name}:{record.digest}"
+    if len(record.en or record.he) > EMBED_CHARS:
+        digest += f":cut{EMBED_CHARS}"
+    return digest
 
 
 def read_files(

@@ -5,11 +5,11 @@ Breishit, Beresheet, Bereshis; Hilchot Teshuvah, Hilkhot Teshuva, Hilchos
 Teshuvah. The library's schemas list some of these spellings; ``skeleton``
 maps all of them to one key, so that any spelling finds the book.
 
-The key keeps the consonants of each word in order after folding the
-letters that transliterations swap: kh and ch become x, tz and ts become
-z, ph becomes f, w becomes v, k and q become c; the Ashkenazi final s after
-a vowel ("Hilchos", "Bereshis") becomes t; doubled letters collapse; vowels,
-apostrophes and a silent h ("Teshuvah", "Tehillim") go.
+The key keeps the consonants of each word in order. First the letters that
+transliterations swap are folded: kh and ch become x, tz and ts become z, ph
+becomes f, w becomes v, k and q become c. The Ashkenazi final s after a
+vowel ("Hilchos", "Bereshis") becomes t. Then doubled letters collapse, and
+vowels, apostrophes and a silent h ("Teshuvah", "Tehillim") are dropped.
 """
 
 from __future__ import annotations
