@@ -415,3 +415,44 @@ def test_cli_rejects_a_bad_baseline_and_missing_gold(
         main(["--data-dir", data_dir, "eval", str(questions), "--update-baseline"]) == 1
     )
     assert "--update-baseline needs --baseline" in capsys.readouterr().err
+
+
+def test_cli_filters_by_kind_and_language(
+    library_settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        {
+            "id": "l1",
+            "kind": "lookup",
+            "lang": "en",
+            "question": "Genesis 1:1",
+            "gold_refs": ["Genesis 1:1"],
+        },
+        {
+            "id": "l2",
+            "kind": "lookup",
+            "lang": "he",
+            "question": "בראשית א:א",
+            "gold_refs": ["Genesis 1:1"],
+        },
+        {"id": "i1", "kind": "invalid_ref", "lang": "en", "question": "Genesis 51:1"},
+    ]
+    questions = _write(tmp_path / "q.jsonl", rows)
+    output = tmp_path / "out.json"
+    data_dir = str(library_settings.data_dir)
+    args = [
+        "--data-dir",
+        data_dir,
+        "eval",
+        str(questions),
+        "--quiet",
+        "--output",
+        str(output),
+    ]
+    assert main([*args, "--kind", "lookup", "--lang", "he"]) == 0
+    ran = json.loads(output.read_text(encoding="utf-8"))["questions"]
+    assert [q["id"] for q in ran] == ["l2"]
+    assert main([*args, "--kind", "guess"]) == 1
+    assert "unknown --kind guess" in capsys.readouterr().err
+    assert main([*args, "--kind", "halakhic"]) == 1
+    assert "no question matches" in capsys.readouterr().err

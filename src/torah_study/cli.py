@@ -190,6 +190,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from torah_study.evaluation import (
         DEFAULT_MARGIN,
+        KINDS,
         Change,
         EvalFileError,
         calibrate,
@@ -214,6 +215,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _fail(f"cannot write {target}: its folder does not exist.")
     try:
         questions = load_questions(args.file)
+        if args.kind:
+            unknown = sorted(set(args.kind) - set(KINDS))
+            if unknown:
+                raise EvalFileError(
+                    f"unknown --kind {', '.join(unknown)}; expected one of {KINDS}"
+                )
+            questions = [q for q in questions if q.kind in args.kind]
+        if args.lang:
+            questions = [q for q in questions if q.lang in args.lang]
+        if not questions:
+            raise EvalFileError("no question matches the --kind and --lang filters")
         baseline = (
             load_baseline(args.baseline)
             if args.baseline is not None and not args.update_baseline
@@ -530,6 +542,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--quiet", action="store_true", help="do not print a line per question"
+    )
+    evaluation.add_argument(
+        "--kind",
+        action="append",
+        help="run only questions of this kind (repeatable)",
+    )
+    evaluation.add_argument(
+        "--lang",
+        action="append",
+        help="run only questions in this language: en, he or translit (repeatable)",
     )
     evaluation.add_argument(
         "--calibrate",
