@@ -125,7 +125,8 @@ _PRACTICAL = re.compile(
     r"should (?:i|one|we|a)|must (?:i|one|we)|do (?:i|we) (?:have|need) to|"
     r"how long (?:do|must|should) (?:i|one|we)|halakh?a on|"
     r"is it halakhically)\b|"
-    "(?:מותר|אסור|האם אפשר|אני יכול|צריך לחכות|כמה זמן צריך|מה ההלכה)",
+    "(?:מותר|אסור|האם אפשר|אני יכול|אני צריך|אני צריכה|אני חייב|אני חייבת"
+    "|עליי|צריך לחכות|כמה זמן צריך|מה ההלכה)",
     re.IGNORECASE,
 )
 # "What does the Tanya say…": a work named with an article. People are named
