@@ -67,13 +67,16 @@ class Settings(BaseSettings):
 
     # Retrieval.
     keyword_k: int = Field(default=30, ge=1, le=500)
-    dense_k: int = Field(default=30, ge=1, le=500)
+    dense_k: int = Field(default=60, ge=1, le=500)
     rrf_k: int = Field(default=60, ge=1)
-    rerank_candidates: int = Field(default=30, ge=1, le=200)
+    rerank_candidates: int = Field(default=50, ge=1, le=200)
     rerank_provider: Literal["offline", "cohere"] = "offline"
     rerank_model: str = "rerank-v3.5"
     top_k: int = Field(default=5, ge=1, le=20)
-    gate_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+    # Calibrated with `torah-study eval --calibrate` on the evaluation set
+    # (docs/evaluation.md): the lowest threshold that abstains on 95% of the
+    # out-of-library questions.
+    gate_threshold: float = Field(default=0.275, ge=0.0, le=1.0)
 
     # Answers.
     llm_provider: Literal["auto", "local", "sources", "gemini", "openai"] = "auto"
@@ -125,6 +128,12 @@ class Settings(BaseSettings):
             "languages, and a hypothetical passage from a remote answer model "
             "when expand_with_model is on) and search once more before abstaining."
         ),
+    )
+    retry_margin: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="How far above the gate threshold a retried search must score.",
     )
     expand_with_model: bool = Field(
         default=True,

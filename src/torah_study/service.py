@@ -100,6 +100,7 @@ def build_services(
             top_k=settings.top_k,
             gate_threshold=settings.gate_threshold,
             retry=settings.retrieval_retry,
+            retry_margin=settings.retry_margin,
         ),
         LinkIndex(settings.links_path, catalog),
     )

@@ -106,3 +106,14 @@ def test_works_outside_the_library(
 ) -> None:
     catalog.set_outside(read_toc_titles(export_dir))
     assert catalog.outside_work(question) == work
+
+
+def test_subject_inside_a_held_title_is_not_an_outside_work(
+    catalog: Catalog, export_dir: Path
+) -> None:
+    # A library of Mishnah Shabbat alone lacks the Talmud's tractate Shabbat,
+    # but a question about Shabbat is about the day.
+    small = Catalog([catalog.books["Mishnah Shabbat"]])
+    small.set_outside(read_toc_titles(export_dir))
+    assert small.outside_work("Can I carry on Shabbat?") is None
+    assert small.outside_work("What does the Zohar say about Shabbat?") == "Zohar"

@@ -253,6 +253,13 @@ class Catalog:
         """
         names: dict[str, str] = {}
         commentators = self.commentators()
+        # A name inside a held title is also a subject ("Shabbat" in "Mishnah
+        # Shabbat"): a question using it is about the subject, not the work.
+        held = " | ".join(
+            title_key(name)
+            for book in self.books.values()
+            for name in (book.title, book.he_title)
+        )
         for english, hebrew in titles:
             if self.find_book(english) is not None:
                 continue
@@ -267,8 +274,15 @@ class Catalog:
             if hebrew.startswith("\u05e1\u05e4\u05e8 "):
                 short.append(hebrew.removeprefix("\u05e1\u05e4\u05e8 "))
             for name in short:
-                if name and len(title_key(name).replace(" ", "")) >= 4:
-                    names.setdefault(name, english.split(" on ")[0])
+                key = title_key(name)
+                if not name or len(key.replace(" ", "")) < 4:
+                    continue
+                if re.search(
+                    rf"(?<![\w\u05d0-\u05ea]){re.escape(key)}(?![\w\u05d0-\u05ea])",
+                    held,
+                ):
+                    continue
+                names.setdefault(name, english.split(" on ")[0])
         self._outside = names
         self._outside_finder = None
 

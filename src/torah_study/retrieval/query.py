@@ -163,7 +163,7 @@ class QueryAnalysis:
     @property
     def scoped(self) -> bool:
         """Tell whether the question points to part of the library."""
-        return bool(self.books or self.commentators or self.works)
+        return bool(self.books or self.commentators or self.works or self.categories)
 
 
 # Words that say which part of the library a question is about. "Where does

@@ -74,13 +74,15 @@ class Retrieval:
 @dataclass
 class RetrievalSettings:
     keyword_k: int = 30
-    dense_k: int = 30
+    dense_k: int = 60
     rrf_k: int = 60
-    rerank_candidates: int = 30
+    rerank_candidates: int = 50
     top_k: int = 5
-    gate_threshold: float = 0.35
-    # Reformulate and search once more before abstaining.
+    gate_threshold: float = 0.275
+    # Reformulate and search once more before abstaining; the retry's best
+    # passage must score this much above the gate threshold.
     retry: bool = True
+    retry_margin: float = 0.1
 
 
 class Retriever:
@@ -277,7 +279,11 @@ class Retriever:
         scored = self.reranker.rerank(analysis, query_vector, pairs, vectors)
         timings["rerank"] = time.perf_counter() - started
 
-        decision = apply_gate(scored, settings.gate_threshold)
+        # A retry has more ways to match, so its passages must clear a higher bar.
+        threshold = settings.gate_threshold + (
+            settings.retry_margin if widen > 1 else 0.0
+        )
+        decision = apply_gate(scored, threshold)
         ranking = [s.record.ref for s in scored]
         passages = [
             Passage(
@@ -315,7 +321,8 @@ class Retriever:
             *analysis.books,
             *self.catalog.commentaries_by(analysis.commentators),
         ]
-        return Filters(tuple(dict.fromkeys(books)), tuple(analysis.works))
+        categories = [*analysis.works, *analysis.categories]
+        return Filters(tuple(dict.fromkeys(books)), tuple(dict.fromkeys(categories)))
 
     def _commentary_candidates(
         self,
