@@ -117,3 +117,15 @@ def test_subject_inside_a_held_title_is_not_an_outside_work(
     small.set_outside(read_toc_titles(export_dir))
     assert small.outside_work("Can I carry on Shabbat?") is None
     assert small.outside_work("What does the Zohar say about Shabbat?") == "Zohar"
+
+
+def test_rambam_means_the_mishneh_torah(catalog: Catalog, export_dir: Path) -> None:
+    from torah_study.retrieval.query import analyze
+
+    catalog.set_outside(read_toc_titles(export_dir))
+    # Sefaria lists "Rambam on …" commentaries the library lacks, but a
+    # learner who names Rambam asks about the Mishneh Torah.
+    analysis = analyze("What does Rambam say about confession?", catalog)
+    assert analysis.unknown_work is None
+    assert analysis.works == ["Mishneh Torah"]
+    assert analyze("What does Ramban say about it?", catalog).unknown_work == "Ramban"

@@ -196,6 +196,24 @@ TRANSLITERATIONS = {
     "tefillah": "תפלה", "mitzvah": "מצוה", "mitzvot": "מצות", "akedah": "עקדה",
     "kaddish": "קדיש", "shofar": "שופר", "sukkah": "סוכה", "matzah": "מצה",
     "chametz": "חמץ", "tefillin": "תפלין", "mezuzah": "מזוזה", "eretz": "ארץ",
+    "viduy": "וידוי", "vidui": "וידוי", "kippur": "כפורים", "teshuva": "תשובה",
+    "chanukah": "חנוכה", "hanukkah": "חנוכה", "chanukkah": "חנוכה", "purim": "פורים",
+    "pesach": "פסח", "omer": "עומר", "sefirat": "ספירת", "bedikat": "בדיקת",
+    "havdalah": "הבדלה", "birkat": "ברכת", "hamazon": "המזון", "lulav": "לולב",
+    "etrog": "אתרוג", "halacha": "הלכה", "halakha": "הלכה", "yesodei": "יסודי",
+    "aveirot": "עבירות", "lashon": "לשון", "hara": "הרע", "kavod": "כבוד",
+    "chesed": "חסד", "neder": "נדר", "nedarim": "נדרים", "kiddushin": "קידושין",
+    "ketubah": "כתובה", "mikveh": "מקוה", "shechita": "שחיטה", "basar": "בשר",
+    "chalav": "חלב", "tzitzit": "ציצית", "amidah": "עמידה", "bracha": "ברכה",
+    "brachot": "ברכות", "berachot": "ברכות", "netilat": "נטילת", "yadayim": "ידים",
+    "challah": "חלה", "maaser": "מעשר", "shmita": "שמטה", "mashiach": "משיח",
+    "moshiach": "משיח", "olam": "עולם", "haba": "הבא", "gehinnom": "גיהנם",
+    "korban": "קרבן", "kohen": "כהן", "kohanim": "כהנים", "hamikdash": "המקדש",
+    "hashanah": "השנה", "tisha": "תשעה", "megillah": "מגילה", "tzaddik": "צדיק",
+    "rasha": "רשע", "emunah": "אמונה", "bitachon": "בטחון", "avodah": "עבודה",
+    "zarah": "זרה", "tumah": "טומאה", "taharah": "טהרה", "niddah": "נדה",
+    "sotah": "סוטה", "yibbum": "יבום", "chalitzah": "חליצה", "eruv": "ערוב",
+    "muktzeh": "מוקצה", "melacha": "מלאכה", "melachot": "מלאכות", "nefesh": "נפש",
 }  # fmt: skip
 
 
@@ -265,7 +283,11 @@ def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
         analysis.works = work_hints(question)
     analysis.practical = _PRACTICAL.search(question) is not None
     if not analysis.refs:
-        analysis.unknown_work = catalog.outside_work(question)
+        outside = catalog.outside_work(question)
+        # "Rambam" also wrote works outside the library, but a learner who
+        # names him means the Mishneh Torah, which it holds.
+        if outside is not None and not work_hints(outside):
+            analysis.unknown_work = outside
     match = _NAMED_WORK.search(question)
     if match and not analysis.refs and analysis.unknown_work is None:
         name = match.group("name")

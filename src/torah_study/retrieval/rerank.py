@@ -186,21 +186,19 @@ class OfflineReranker:
                 if dense is not None
                 else 0.0
             )
+            score = (
+                WEIGHTS["dense"] * stretched
+                + WEIGHTS["coverage"] * coverage
+                + WEIGHTS["bm25"] * bm25
+                + WEIGHTS["phrase"] * phrase
+            )
             if dense is not None and not _readable(record, analysis.language):
-                # Word overlap cannot be measured across languages (an English
-                # question, a passage only in Hebrew), so the dense cosine
-                # carries the weight of the word signals as well.
+                # Word overlap can hardly be measured across languages (an
+                # English question, a passage only in Hebrew), so the dense
+                # cosine may carry the weight of the word signals as well.
                 lexical = WEIGHTS["coverage"] + WEIGHTS["phrase"]
-                score = (WEIGHTS["dense"] + lexical) * stretched + WEIGHTS[
-                    "bm25"
-                ] * bm25
-            else:
-                score = (
-                    WEIGHTS["dense"] * stretched
-                    + WEIGHTS["coverage"] * coverage
-                    + WEIGHTS["bm25"] * bm25
-                    + WEIGHTS["phrase"] * phrase
-                )
+                across = (WEIGHTS["dense"] + lexical) * stretched
+                score = max(score, across + WEIGHTS["bm25"] * bm25)
             score += CATEGORY_BONUS if hinted else 0.0
             scored.append(Scored(candidate, record, score, dense, coverage))
         return sorted(scored, key=lambda s: s.score, reverse=True)
