@@ -357,7 +357,8 @@ def test_cli_pins_a_baseline_and_fails_below_it(
     pinned["summary"]["by_lang"]["en"]["mrr"] = 1.0
     pinned["summary"]["overall"]["quotes_found"] = 1.0
     harder = tmp_path / "harder.json"
-    pinned["summary"]["overall"]["over_refusal"] = -0.5
+    # Two questions allow a drop of 0.75 (one and a half questions' worth).
+    pinned["summary"]["overall"]["over_refusal"] = -1.0
     harder.write_text(json.dumps(pinned), encoding="utf-8")
     capsys.readouterr()
     code = main(
@@ -373,7 +374,7 @@ def test_cli_pins_a_baseline_and_fails_below_it(
     )
     assert code == 1
     err = capsys.readouterr().err
-    assert "worse: overall.over_refusal -0.5 -> 0.0" in err
+    assert "worse: overall.over_refusal -1.0 -> 0.0" in err
 
 
 def test_cli_rejects_a_bad_baseline_and_missing_gold(
@@ -456,3 +457,18 @@ def test_cli_filters_by_kind_and_language(
     assert "unknown --kind guess" in capsys.readouterr().err
     assert main([*args, "--kind", "halakhic"]) == 1
     assert "no question matches" in capsys.readouterr().err
+
+
+def test_small_groups_tolerate_one_question() -> None:
+    def summary(share: float) -> dict[str, object]:
+        return {
+            "overall": {"questions": 200, "recall@10": 0.8},
+            "by_kind": {"halakhic": {"questions": 13, "halakhic_ok": share}},
+            "by_lang": {},
+        }
+
+    # One of 13 questions (0.077) is within the tolerance, two are not.
+    _, failures = compare(summary(1.0), summary(12 / 13), 0.02)
+    assert failures == []
+    _, failures = compare(summary(1.0), summary(11 / 13), 0.02)
+    assert [f.metric for f in failures] == ["by_kind.halakhic.halakhic_ok"]
