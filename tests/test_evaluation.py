@@ -472,3 +472,9 @@ def test_small_groups_tolerate_one_question() -> None:
     assert failures == []
     _, failures = compare(summary(1.0), summary(11 / 13), 0.02)
     assert [f.metric for f in failures] == ["by_kind.halakhic.halakhic_ok"]
+
+
+def test_audit_leaves_the_refs_of_an_invalid_ref_answer(catalog: Catalog) -> None:
+    answer = "Exodus 40 has 38 verses; there is no verse 50."
+    assert audit_answer(catalog, [], answer, "invalid_ref").bad_refs == []
+    assert audit_answer(catalog, [], answer, "search").bad_refs == ["Exodus 40"]

@@ -265,9 +265,16 @@ _RULE_WINDOWS = _rule_windows()
 
 
 def audit_answer(
-    catalog: Catalog, sources: Sequence[dict[str, Any]], answer: str
+    catalog: Catalog,
+    sources: Sequence[dict[str, Any]],
+    answer: str,
+    mode: str = "",
 ) -> Audit:
-    """Check the shown answer against the sources, independently of the verifier."""
+    """Check the shown answer against the sources, independently of the verifier.
+
+    The answer to an invalid ref explains the learner's own ref ("Exodus 40
+    has 38 verses"); its refs cite nothing, so they are not counted.
+    """
     audit = Audit()
     texts = [normalize(f"{s.get('he', '')} {s.get('en', '')}") for s in sources]
     given = [_parse(catalog, str(s["ref"])) for s in sources]
@@ -280,7 +287,7 @@ def audit_answer(
                 audit.cited_refs.append(str(sources[number - 1]["ref"]))
             else:
                 audit.bad_refs.append(f"[{number}]")
-        for found in catalog.find_refs(unquoted):
+        for found in catalog.find_refs(unquoted) if mode != "invalid_ref" else []:
             if isinstance(found, RefError):
                 audit.bad_refs.append(str(found))
                 continue
@@ -364,7 +371,7 @@ def evaluate(
             first_hit=first if first and first <= max(RECALL_CUTS) else None,
             recall=recall,
             verification=verification,
-            audit=audit_answer(catalog, sources, answer),
+            audit=audit_answer(catalog, sources, answer, mode),
             timings=timings,
             seconds=time.perf_counter() - started,
             error=error,

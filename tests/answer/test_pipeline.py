@@ -329,3 +329,12 @@ def test_practical_answer_teaches_sources_without_ruling(services) -> None:  # t
     ]
     # The model was told to teach the sources and give no ruling.
     assert "Do not tell the learner what to do" in model.messages[0].content
+
+
+def test_quoted_source_keeps_abbreviations_and_nests_its_quotes() -> None:
+    from torah_study.answer.pipeline import quote_text
+
+    text = 'Rem"a: "I have set the Lord before me" \u201cso\u201d, as רמב"ם wrote.'
+    assert quote_text(text) == (
+        "Rem\"a: 'I have set the Lord before me' \u2018so\u2019, as רמב\"ם wrote."
+    )

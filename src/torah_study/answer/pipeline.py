@@ -128,9 +128,10 @@ _FOOTNOTE = re.compile(r"\[(\d{1,3})\]")
 
 
 # Double quotation marks inside a quoted source, except gershayim between two
-# Hebrew letters (רמב"ם). They become single marks, as nested quotations are
-# written, so the quotation around the source is not closed early.
-_INNER_QUOTE = re.compile('(?<![\u05d0-\u05ea])"|"(?![\u05d0-\u05ea])')
+# letters (רמב"ם, and Rem"a in a translation). They become single marks, as
+# nested quotations are written, so the quotation around the source is not
+# closed early.
+_INNER_QUOTE = re.compile('(?<![A-Za-z\u05d0-\u05ea])"|"(?![A-Za-z\u05d0-\u05ea])')
 
 
 def quote_text(text: str) -> str:
