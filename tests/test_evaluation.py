@@ -53,13 +53,21 @@ GENESIS_1_1 = {
         ),
         (
             '{"id": "1", "kind": "answerable", "question": "q", "gold_refs": []}',
-            "needs gold_refs",
+            "need gold_refs",
         ),
         (
             '{"id": "1", "kind": "lookup", "question": "q", "gold_refs": "Genesis 1"}',
             "gold_refs must be a list",
         ),
         ('{"id": "1", "kind": "unanswerable", "question": "  "}', "non-empty"),
+        (
+            '{"id": "1", "kind": "unanswerable", "question": "q", "gold_refs": ["Genesis 1"]}',
+            "have no gold_refs",
+        ),
+        (
+            '{"id": "1", "kind": "unanswerable", "question": "q", "lang": "fr"}',
+            "unknown lang 'fr'",
+        ),
     ],
 )
 def test_bad_question_lines_name_the_line(
@@ -411,7 +419,7 @@ def test_cli_rejects_a_bad_baseline_and_missing_gold(
     assert main(["--data-dir", data_dir, "eval", str(questions), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "l1: gold ref 'Genesis 60:1'" in err
-    assert "1 gold refs do not exist" in err
+    assert "1 gold ref is not in the library" in err
     assert (
         main(["--data-dir", data_dir, "eval", str(questions), "--update-baseline"]) == 1
     )
@@ -478,3 +486,62 @@ def test_audit_leaves_the_refs_of_an_invalid_ref_answer(catalog: Catalog) -> Non
     answer = "Exodus 40 has 38 verses; there is no verse 50."
     assert audit_answer(catalog, [], answer, "invalid_ref").bad_refs == []
     assert audit_answer(catalog, [], answer, "search").bad_refs == ["Exodus 40"]
+
+
+def test_question_file_may_start_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + b'{"id": "1", "kind": "unanswerable", "question": "q"}\n'
+    )
+    assert [q.id for q in load_questions(path)] == ["1"]
+
+
+def test_cli_refuses_to_overwrite_inputs(
+    library_settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        {
+            "id": "l1",
+            "kind": "lookup",
+            "lang": "en",
+            "question": "Genesis 1:1",
+            "gold_refs": ["Genesis 1:1"],
+        }
+    ]
+    questions = _write(tmp_path / "q.jsonl", rows)
+    data_dir = str(library_settings.data_dir)
+    base = ["--data-dir", data_dir, "eval", str(questions), "--quiet"]
+    assert main([*base, "--output", str(questions)]) == 1
+    assert "it is the question file" in capsys.readouterr().err
+    assert main([*base, "--output", str(tmp_path)]) == 1
+    assert "it is a folder" in capsys.readouterr().err
+    missing = tmp_path / "nope" / "b.json"
+    assert main([*base, "--baseline", str(missing), "--update-baseline"]) == 1
+    assert "its folder does not exist" in capsys.readouterr().err
+    pinned = tmp_path / "b.json"
+    assert main([*base, "--baseline", str(pinned), "--update-baseline"]) == 0
+    assert main([*base, "--baseline", str(pinned), "--output", str(pinned)]) == 1
+    assert "it is the baseline" in capsys.readouterr().err
+    # A baseline of another file, or with a figure that is not a number.
+    other = _write(tmp_path / "other.jsonl", rows * 1)
+    assert (
+        main(
+            [
+                "--data-dir",
+                data_dir,
+                "eval",
+                str(other),
+                "--quiet",
+                "--baseline",
+                str(pinned),
+            ]
+        )
+        == 1
+    )
+    assert "pinned on q.jsonl with 1 questions" in capsys.readouterr().err
+    data = json.loads(pinned.read_text(encoding="utf-8"))
+    data["summary"]["overall"]["recall@10"] = "0.9"
+    pinned.write_text(json.dumps(data), encoding="utf-8")
+    assert main([*base, "--baseline", str(pinned)]) == 1
+    assert "overall.recall@10 is '0.9', not a number" in capsys.readouterr().err
+    assert questions.read_text(encoding="utf-8").count("Genesis 1:1") == 2

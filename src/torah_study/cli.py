@@ -187,6 +187,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(number: int, noun: str) -> str:
+    """Return "1 metric is" or "3 metrics are"."""
+    return f"{number} {noun} is" if number == 1 else f"{number} {noun}s are"
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from torah_study.evaluation import (
         DEFAULT_MARGIN,
@@ -210,9 +215,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _fail("--margin must be between 0 and 1.")
     if args.update_baseline and args.baseline is None:
         return _fail("--update-baseline needs --baseline FILE to write to.")
-    for target in (args.output, args.markdown):
-        if target is not None and not target.parent.is_dir():
+    if args.calibrate and args.baseline is not None:
+        return _fail("--calibrate compares no baseline: leave out --baseline.")
+    written = [args.output, args.markdown]
+    if args.update_baseline:
+        written.append(args.baseline)
+    targets = [t for t in written if t is not None]
+    for target in targets:
+        if target.is_dir():
+            return _fail(f"cannot write {target}: it is a folder.")
+        if not target.parent.is_dir():
             return _fail(f"cannot write {target}: its folder does not exist.")
+        if target.resolve() == args.file.resolve():
+            return _fail(f"cannot write {target}: it is the question file.")
+    if len({t.resolve() for t in targets}) < len(targets):
+        return _fail("--output, --markdown and --baseline must be different files.")
+    if (
+        args.baseline is not None
+        and not args.update_baseline
+        and args.output is not None
+        and args.output.resolve() == args.baseline.resolve()
+    ):
+        return _fail(f"cannot write {args.output}: it is the baseline.")
     try:
         questions = load_questions(args.file)
         if args.kind:
@@ -238,6 +262,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         services = build_services(settings)
     except (EvalFileError, OSError, NotIngestedError) as error:
         return _fail(str(error))
+    if args.provider not in ("auto", "sources") and services.pipeline.model is None:
+        return _fail(
+            f"the answer model for --provider {args.provider} is unavailable "
+            "(see the error above); the run would only list sources."
+        )
+    if baseline is not None:
+        pinned_on = (
+            baseline.get("file"),
+            baseline["summary"]["overall"].get("questions"),
+        )
+        if pinned_on != (args.file.name, len(questions)):
+            return _fail(
+                f"the baseline was pinned on {pinned_on[0]} with {pinned_on[1]} "
+                "questions; "
+                f"this run has {args.file.name} with {len(questions)}."
+            )
     problems = check_gold_refs(services.catalog, questions)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -268,13 +308,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(table)
         if args.markdown is not None:
             args.markdown.write_text(table, encoding="utf-8")
+        if args.output is not None:
+            args.output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        if problems:
+            return _fail(_count(len(problems), "gold ref") + " not in the library.")
         return 0
     summary = summarize(outcomes)
     print(json.dumps(summary["overall"], indent=2, ensure_ascii=False))
     changes: list[Change] = []
     failures: list[Change] = []
     if baseline is not None:
-        changes, failures = compare(baseline, summary, margin)
+        changes, failures = compare(baseline["summary"], summary, margin)
     result = {
         "file": args.file.name,
         "provider": services.pipeline.provider_name,
@@ -309,7 +353,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             markdown(summary, outcomes, title, changes, margin), encoding="utf-8"
         )
     if problems:
-        return _fail(f"{len(problems)} gold refs do not exist in the library.")
+        return _fail(_count(len(problems), "gold ref") + " not in the library.")
     if failures:
         for change in failures:
             print(
@@ -317,8 +361,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return _fail(
-            f"{len(failures)} metrics are worse than the baseline by more than "
-            f"{margin}."
+            _count(len(failures), "metric")
+            + f" worse than the baseline by more than the allowed drop ({margin})."
         )
     return 0
 

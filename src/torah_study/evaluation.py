@@ -28,7 +28,7 @@ from torah_study.answer.pipeline import (
     SourcesEvent,
     VerificationEvent,
 )
-from torah_study.answer.prompts import RABBI, SYSTEM_PROMPT
+from torah_study.answer.prompts import RABBI, RABBI_NO_SOURCES, SYSTEM_PROMPT
 from torah_study.answer.verify import RULING, split_sentences
 from torah_study.library.catalog import Catalog
 from torah_study.library.hebrew import normalize
@@ -44,6 +44,8 @@ KINDS = (
     "injection",
 )
 RECALL_CUTS = (1, 5, 10)
+# Question languages; "" leaves a question out of the breakdown by language.
+LANGS = ("en", "he", "translit", "")
 # Kinds whose questions must not be refused: the library holds their answer.
 MUST_ANSWER = ("answerable", "lookup")
 # Metrics where a smaller value is better; every other compared metric is a
@@ -161,7 +163,7 @@ def load_questions(path: Path) -> list[Question]:
     questions: list[Question] = []
     seen: set[str] = set()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as error:
         raise EvalFileError(f"{path}: not a UTF-8 text file ({error})") from error
     for number, line in enumerate(lines, 1):
@@ -196,7 +198,13 @@ def load_questions(path: Path) -> list[Question]:
                 f"{where}: unknown kind {question.kind!r}; expected one of {KINDS}"
             )
         if question.kind in MUST_ANSWER and not question.gold_refs:
-            raise EvalFileError(f"{where}: a {question.kind} question needs gold_refs")
+            raise EvalFileError(f"{where}: {question.kind} questions need gold_refs")
+        if question.kind in ("unanswerable", "invalid_ref") and question.gold_refs:
+            raise EvalFileError(f"{where}: {question.kind} questions have no gold_refs")
+        if question.lang not in LANGS:
+            raise EvalFileError(
+                f"{where}: unknown lang {question.lang!r}; expected en, he or translit"
+            )
         if question.id in seen:
             raise EvalFileError(f"{where}: id {question.id!r} is used twice")
         seen.add(question.id)
@@ -305,7 +313,9 @@ def audit_answer(
                 phrase = " ".join(words)
                 if not any(phrase in texts[n - 1] for n in pool):
                     audit.missing_quotes.append(part.strip())
-    audit.rabbi_line = any(line in answer for line in RABBI.values())
+    audit.rabbi_line = any(
+        line in answer for line in (*RABBI.values(), *RABBI_NO_SOURCES.values())
+    )
     # Quoted sources may address their reader ("you shall"); only the
     # answer's own words could be a ruling.
     ruling = RULING.search(_QUOTE.sub(" ", plain))
@@ -584,16 +594,26 @@ def allowed_drop(margin: float, questions: int) -> float:
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
+    """Read a pinned result; EvalFileError unless its compared figures are numbers."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as error:
         raise EvalFileError(f"cannot read the baseline {path}: {error}") from error
     summary = data.get("summary") if isinstance(data, dict) else None
-    if not isinstance(summary, dict) or "overall" not in summary:
+    if not isinstance(summary, dict) or not isinstance(summary.get("overall"), dict):
         raise EvalFileError(
             f"{path} is not an evaluation result: it has no summary.overall"
         )
-    return summary
+    try:
+        flat = _flatten(summary)
+    except (AttributeError, TypeError, ValueError) as error:
+        raise EvalFileError(f"{path}: malformed summary ({error})") from error
+    for name, (value, _) in flat.items():
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            raise EvalFileError(f"{path}: {name} is {value!r}, not a number")
+    return dict(data)
 
 
 def compare(

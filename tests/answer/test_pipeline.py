@@ -338,3 +338,13 @@ def test_quoted_source_keeps_abbreviations_and_nests_its_quotes() -> None:
     assert quote_text(text) == (
         "Rem\"a: 'I have set the Lord before me' \u2018so\u2019, as רמב\"ם wrote."
     )
+
+
+def test_practical_abstention_points_to_a_rabbi_without_sources(services) -> None:  # type: ignore[no-untyped-def]
+    from torah_study.answer.prompts import RABBI_NO_SOURCES
+
+    events = _run(services, None, "Can I use my phone to pay for the bus?")
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.mode == "abstain"
+    assert RABBI_NO_SOURCES["en"] in done.answer
+    assert "sources above" not in done.answer

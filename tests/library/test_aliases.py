@@ -93,7 +93,7 @@ def test_mentioned_books_and_commentators(
         ("How does Ramban disagree with Rashi on creation?", "Ramban"),
         ("מה אומר ספר הזוהר על פרשת בראשית?", "Zohar"),
         ("What does the Kuzari say about prophecy?", "Sefer Kuzari"),
-        ("What does the Book of Jubal say about flutes?", "the Book of Jubal"),
+        ("What does the Book of Jubal say about flutes?", "The Book of Jubal"),
         # Works the library holds, and names inside its titles, are not outside.
         ("What does the Talmud say about Rosh Hashanah?", None),
         ("What does the Book of Job say about suffering?", None),
@@ -129,3 +129,28 @@ def test_rambam_means_the_mishneh_torah(catalog: Catalog, export_dir: Path) -> N
     assert analysis.unknown_work is None
     assert analysis.works == ["Mishneh Torah"]
     assert analyze("What does Ramban say about it?", catalog).unknown_work == "Ramban"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Can I carry on Shabbat?",
+        "What did Joshua do against Amalek?",
+        "What is the meaning of Megillah?",
+        "What does the Sefer Torah contain?",
+    ],
+)
+def test_people_and_subjects_are_not_outside_works(
+    catalog: Catalog, export_dir: Path, question: str
+) -> None:
+    small = Catalog([catalog.books["Exodus"], catalog.books["Pirkei Avot"]])
+    small.set_outside(read_toc_titles(export_dir))
+    assert small.outside_work(question) is None
+
+
+def test_hebrew_names_of_outside_works(catalog: Catalog, export_dir: Path) -> None:
+    catalog.set_outside(read_toc_titles(export_dir))
+    assert catalog.outside_work("מה אומר הזוהר על הבריאה?", hebrew=True) == "זוהר"
+    assert catalog.outside_work("מה אומר הזוהר על הבריאה?") == "Zohar"
+    # Without a word that introduces a work, a one-word Hebrew name is a word.
+    assert catalog.outside_work("הזוהר של השמש") is None

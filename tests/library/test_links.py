@@ -53,3 +53,13 @@ def test_a_rebuild_replaces_the_table(
     assert len(LinkIndex(path, catalog).related("Amos 1:1")) == len(
         LinkIndex(path, catalog).related("Amos 1:1")
     )
+
+
+def test_a_comment_links_to_the_text_it_explains(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    links = LinkIndex(tmp_path / "missing.sqlite", catalog)
+    related = [
+        (link.ref, link.kind) for link in links.related("Rashi on Genesis 1:1:2")
+    ]
+    assert related[0] == ("Genesis 1:1", "base")

@@ -233,3 +233,7 @@ def test_hebrew_chapter_and_verse_with_a_comma(catalog: Catalog) -> None:
     # A doubled apostrophe is gershayim: י''ח is 18, not 10.
     [found] = catalog.find_refs("ויקרא י''ח")
     assert isinstance(found, Ref) and found.normal() == "Leviticus 18"
+
+
+def test_direction_marks_are_ignored(catalog: Catalog) -> None:
+    assert catalog.parse("\u200fבראשית א:א\u200f").normal() == "Genesis 1:1"

@@ -118,3 +118,15 @@ def test_work_sefaria_has_but_the_library_lacks(services) -> None:  # type: igno
     assert result.mode == "abstain"
     assert result.passages == []
     assert result.message == "Zohar is not in the library."
+
+
+def test_missing_commentary_on_a_ref_abstains(services) -> None:  # type: ignore[no-untyped-def]
+    result = services.retriever.retrieve("What does Ramban say about Genesis 1:1?")
+    assert result.mode == "abstain"
+    assert result.message == "Ramban is not in the library."
+
+
+def test_hebrew_question_about_a_missing_work(services) -> None:  # type: ignore[no-untyped-def]
+    result = services.retriever.retrieve("מה אומר הזוהר על בריאת העולם?")
+    assert result.mode == "abstain"
+    assert result.message == "החיבור זוהר אינו בספרייה."

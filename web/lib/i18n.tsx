@@ -87,7 +87,8 @@ const en = {
   openOnSefaria: "Open on Sefaria",
   openInContext: "Open in context",
   related: "Commentary and linked passages",
-  relatedKind: (kind: string) => (kind === "commentary" ? "commentary" : kind === "link" ? "linked" : kind),
+  relatedKind: (kind: string) =>
+    kind === "commentary" ? "commentary" : kind === "base" ? "the text it explains" : kind === "link" ? "linked" : kind,
   showSource: "Show only this source",
   loading: "Loading…",
   noText: "No text in this language.",
@@ -190,7 +191,15 @@ const he: Strings = {
   openInContext: "פתיחה בהקשר",
   related: "פרשנות ומקורות מקושרים",
   relatedKind: (kind: string) =>
-    kind === "commentary" ? "פרשנות" : kind === "quotation" ? "ציטוט" : kind === "reference" ? "הפניה" : "קישור",
+    kind === "commentary"
+      ? "פרשנות"
+      : kind === "base"
+        ? "הטקסט המפורש"
+        : kind === "quotation"
+          ? "ציטוט"
+          : kind === "reference"
+            ? "הפניה"
+            : "קישור",
   showSource: "הצגת המקור בלבד",
   loading: "טוען…",
   noText: "אין טקסט בשפה זו.",

@@ -20,6 +20,7 @@ from torah_study.answer.prompts import (
     ABSTAIN,
     LOOKUP_INTRO,
     RABBI,
+    RABBI_NO_SOURCES,
     SOURCES_INTRO,
     build_messages,
 )
@@ -277,11 +278,16 @@ class AnswerPipeline:
                 if retrieval.mode == "invalid_ref"
                 else ABSTAIN[language]
             )
-            if retrieval.mode == "abstain" and retrieval.message.endswith("library."):
+            # An unknown work's message ("Zohar is not in the library.") comes
+            # first; a gate's reason is for the log only.
+            named = retrieval.message.endswith(
+                ("library.", "\u05d1\u05e1\u05e4\u05e8\u05d9\u05d9\u05d4.")
+            )
+            if retrieval.mode == "abstain" and named:
                 text = f"{retrieval.message} {ABSTAIN[language]}"
             if retrieval.mode == "abstain" and practical:
                 # A practical question still deserves a pointer to a rabbi.
-                text = f"{text}\n\n{RABBI[language]}"
+                text = f"{text}\n\n{RABBI_NO_SOURCES[language]}"
             yield TokenEvent(text)
             return text, verifier.report, "none", time.perf_counter(), None
 

@@ -32,6 +32,11 @@ ABSTAIN = {
     "cannot answer it from the texts.",
     "he": "בספרייה אין מקור שעונה על השאלה הזאת, ולכן איני יכול לענות עליה מן הטקסטים.",
 }
+# For a practical question the library does not answer: no sources to refer to.
+RABBI_NO_SOURCES = {
+    "en": "This is a practical question: please ask a rabbi.",
+    "he": "זו שאלה מעשית: יש לשאול רב.",
+}
 RABBI = {
     "en": "This is a practical question: the sources above are for study, not a "
     "ruling. Please ask a rabbi.",

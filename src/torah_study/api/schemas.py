@@ -51,8 +51,9 @@ class SegmentOut(BaseModel):
 class RelatedOut(BaseModel):
     ref: str
     he_ref: str
-    # "commentary" for a comment on the passage, else the link's type
-    # ("quotation", "reference", or "link" when the library does not say).
+    # "commentary" for a comment on the passage, "base" for the text a
+    # comment explains, else the link's type ("quotation", "reference", or
+    # "link" when the library does not say).
     kind: str
 
 

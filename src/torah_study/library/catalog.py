@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,25 +52,26 @@ _EN_RANGE = re.compile(
 )
 
 
-def read_toc_titles(export_dir: Path) -> list[tuple[str, str]]:
-    """Return (English, Hebrew) for every title in the export's table of contents."""
+def read_toc_titles(export_dir: Path) -> list[tuple[str, str, str]]:
+    """Return (English, Hebrew, top category) for every title of the table of contents."""
     path = export_dir / "table_of_contents.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    titles: list[tuple[str, str]] = []
+    titles: list[tuple[str, str, str]] = []
 
-    def walk(node: Any) -> None:
+    def walk(node: Any, top: str) -> None:
         if isinstance(node, list):
             for child in node:
-                walk(child)
+                walk(child, top)
         elif isinstance(node, dict):
-            if isinstance(node.get("title"), str) and "category" not in node:
-                titles.append((node["title"], str(node.get("heTitle") or "")))
-            walk(node.get("contents", []))
+            if isinstance(node.get("category"), str):
+                walk(node.get("contents", []), top or node["category"])
+            elif isinstance(node.get("title"), str):
+                titles.append((node["title"], str(node.get("heTitle") or ""), top))
 
-    walk(data)
+    walk(data, "")
     return titles
 
 
@@ -119,7 +120,7 @@ class Catalog:
         # Spelling-insensitive keys of English and transliterated names; a key
         # shared by two books maps to None and identifies neither.
         self._skeletons: dict[str, str | None] = {}
-        self._outside: dict[str, str] = {}
+        self._outside: dict[str, tuple[str, str]] = {}
         self._outside_finder: re.Pattern[str] | None = None
         self._commentator_patterns: dict[str, re.Pattern[str]] | None = None
         for book in books:
@@ -168,8 +169,8 @@ class Catalog:
         catalog = cls(Book(**item) for item in data)
         outside = path.with_name(OUTSIDE_TITLES_FILE)
         if outside.exists():
-            pairs = json.loads(outside.read_text(encoding="utf-8"))
-            catalog.set_outside((str(en), str(he)) for en, he in pairs)
+            rows = json.loads(outside.read_text(encoding="utf-8"))
+            catalog.set_outside([str(value) for value in row] for row in rows)
         return catalog
 
     # Lookup ----------------------------------------------------------------
@@ -243,15 +244,19 @@ class Catalog:
             if b.commentator and b.base_title in self.books
         }
 
-    def set_outside(self, titles: Iterable[tuple[str, str]]) -> None:
+    def set_outside(self, titles: Iterable[Sequence[str]]) -> None:
         """Record works Sefaria lists that this library does not hold.
 
-        ``titles`` pairs English and Hebrew titles (from the export's table of
-        contents). A question that names one of them is about a work the
-        library cannot answer from. "X on Y" titles also record X, and
-        "Sefer X" also X, the names learners use for them.
+        ``titles`` gives the English title, the Hebrew title and the top
+        category of each work of the export's table of contents. A question
+        that names one of them is about a work the library cannot answer
+        from. "X on Y" titles also record X, and "Sefer X" also X, the names
+        learners use for them. Books of Tanakh, Mishnah and Talmud (not their
+        commentaries) are left out: their names are also people and subjects
+        ("Joshua", "Shabbat"), and a library without them was limited on
+        purpose.
         """
-        names: dict[str, str] = {}
+        names: dict[str, tuple[str, str]] = {}
         commentators = self.commentators()
         # A name inside a held title is also a subject ("Shabbat" in "Mishnah
         # Shabbat"): a question using it is about the subject, not the work.
@@ -260,8 +265,10 @@ class Catalog:
             for book in self.books.values()
             for name in (book.title, book.he_title)
         )
-        for english, hebrew in titles:
+        for english, hebrew, *rest in titles:
             if self.find_book(english) is not None:
+                continue
+            if rest and rest[0] in _SUBJECT_CATEGORIES and " on " not in english:
                 continue
             short = [english, hebrew]
             if " on " in english:
@@ -282,22 +289,26 @@ class Catalog:
                     held,
                 ):
                     continue
-                names.setdefault(name, english.split(" on ")[0])
+                names.setdefault(
+                    name,
+                    (english.split(" on ")[0], hebrew.split(" \u05e2\u05dc ")[0]),
+                )
         self._outside = names
         self._outside_finder = None
 
-    def outside_work(self, text: str) -> str | None:
+    def outside_work(self, text: str, hebrew: bool = False) -> str | None:
         """Return a work the question names that Sefaria has but this library lacks.
 
-        English names must be capitalised; a one-word Hebrew name counts only
-        after ספר, as with ``mentioned``. "Sefer X" or "the Book of X" naming
-        no title at all also counts, with X as the work.
+        English names must be capitalised. A one-word Hebrew name counts only
+        after a word that introduces a work (ספר, לפי, אומר, כותב, מפרש).
+        "Sefer X" or "the Book of X" naming no title at all also counts, with
+        X as the work. ``hebrew`` asks for the work's Hebrew name.
         """
         if self._outside and self._outside_finder is None:
             ordered = sorted(self._outside, key=len, reverse=True)
             self._outside_finder = re.compile(
                 "(?<![\\w\u05d0-\u05ea])"
-                "(?P<lead>\u05d1?\u05e1\u05e4\u05e8\\s+)?[\u05d5\u05d1\u05dc\u05de\u05d4]?"
+                f"(?P<lead>{_HE_WORK_LEAD}\\s+)?[\u05d5\u05d1\u05dc\u05de\u05d4]?"
                 f"(?P<name>{'|'.join(_name_pattern(n) for n in ordered)})"
                 "(?![\\w\u05d0-\u05ea])"
             )
@@ -310,15 +321,19 @@ class Catalog:
                 if any(a <= start and end <= b for a, b in held):
                     continue
                 name = match.group("name")
-                hebrew = _HEBREW_LETTER.search(name) is not None
-                if hebrew and " " not in name and not match.group("lead"):
+                is_hebrew = _HEBREW_LETTER.search(name) is not None
+                if is_hebrew and " " not in name and not match.group("lead"):
                     continue
                 if self.find_book(name) is None:
-                    return self._outside[name]
+                    english, he_name = self._outside[name]
+                    return he_name if hebrew and he_name else english
         for match in _BOOK_OF.finditer(text):
             name = match.group("name")
+            if name in _COMMON_BOOKS:
+                continue
             if self.find_book(name) is None and self.find_book(f"Sefer {name}") is None:
-                return match.group(0).strip()
+                found = match.group(0).strip()
+                return found[:1].upper() + found[1:]
         return None
 
     def mentioned(self, text: str) -> tuple[list[str], list[str]]:
@@ -411,7 +426,8 @@ class Catalog:
 
     def parse(self, text: str, *, validate: bool = True) -> Ref:
         """Parse an English or Hebrew ref such as "Genesis 1:1-3" or "ברכות ב."."""
-        cleaned = " ".join(text.strip().split())
+        # Direction marks come along when Hebrew is copied from a web page.
+        cleaned = " ".join(_DIRECTION_MARKS.sub("", text).split())
         if not cleaned:
             raise RefError("Empty ref: expected something like 'Genesis 1:1'.")
         book, address = self._split_title(cleaned)
@@ -544,6 +560,9 @@ class Catalog:
                 continue
             commentary = self.commentary(commentator, ref.book)
             if commentary is None:
+                refs.append(
+                    RefError(f"{commentator} on {ref.book} is not in the library.")
+                )
                 continue
             try:
                 candidate = commentary.ref(ref.start, ref.end)
@@ -581,6 +600,18 @@ _LATIN_NAMES = re.compile(r"[A-Z][A-Za-z']+(?:\s+(?:[A-Z][A-Za-z']+|on|of))*")
 _BOOK_OF = re.compile(
     r"\b(?:Sefer|[Tt]he [Bb]ook of) (?P<name>[A-Z][\w']*(?: [A-Z][\w']*)*)"
 )
+# Top categories of the table of contents whose titles are also people and
+# subjects, never reported as works outside the library.
+_SUBJECT_CATEGORIES = frozenset(["Tanakh", "Tanach", "Mishnah", "Talmud"])
+# Words before a one-word Hebrew name that make it a work: ספר, לפי, אומר,
+# אומרת, כותב, מפרש (with an optional ב before ספר).
+_HE_WORK_LEAD = (
+    "(?:\u05d1?\u05e1\u05e4\u05e8|\u05dc\u05e4\u05d9|\u05d0\u05d5\u05de\u05e8"
+    "|\u05d0\u05d5\u05de\u05e8\u05ea|\u05db\u05d5\u05ea\u05d1|\u05de\u05e4\u05e8\u05e9)"
+)
+# "Sefer Torah" is a Torah scroll, not a book called Torah.
+_COMMON_BOOKS = frozenset(["Torah"])
+_DIRECTION_MARKS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _HEBREW_LETTER = re.compile("[\u05d0-\u05ea]")
 _NAME_QUOTES = "\"'\u05f3\u05f4\u2019\u201d"
 

@@ -151,8 +151,24 @@ class LinkIndex:
         return found
 
     def _commentaries(self, ref: Ref) -> list[Link]:
-        """Return "X on Book point" for each commentary on the ref's book."""
+        """Return the text a comment explains, or the comments on a text.
+
+        For "Rashi on Genesis 1:1:2" that is "Genesis 1:1" (kind "base");
+        for "Genesis 1:1" it is "X on Genesis 1:1" for each commentary with
+        a comment there (kind "commentary").
+        """
         links: list[Link] = []
+        own = self.catalog.books.get(ref.book)
+        if own is not None and own.base_title in self.catalog.books and ref.start:
+            base = self.catalog.books[own.base_title]
+            point = ref.start[: base.depth]
+            try:
+                target = base.ref(point)
+                self.catalog.validate(target)
+            except RefError:
+                pass
+            else:
+                links.append(Link(target.normal(), "base"))
         for book in self.catalog:
             if book.base_title != ref.book or not ref.start:
                 continue

@@ -123,10 +123,16 @@ _PRACTICAL = re.compile(
     r"\b(can (?:i|one|we|a|you)|may (?:i|one|we|a)|am i allowed|"
     r"permitted|permissible|allowed|forbidden|prohibited|is it ok(?:ay)?|"
     r"should (?:i|one|we|a)|must (?:i|one|we)|do (?:i|we) (?:have|need) to|"
-    r"how long (?:do|must|should) (?:i|one|we)|halakh?a on|"
-    r"is it halakhically)\b|"
+    r"how long (?:do|must|should) (?:i|one|we)|halakh?a on|am i obligated|"
+    r"is (?:that|it) ok(?:ay)?|is it halakhically)\b|"
     "(?:מותר|אסור|האם אפשר|אני יכול|אני צריך|אני צריכה|אני חייב|אני חייבת"
-    "|עליי|צריך לחכות|כמה זמן צריך|מה ההלכה)",
+    "|עליי|אפשר לי|צריך לחכות|כמה זמן צריך|מה ההלכה)",
+    re.IGNORECASE,
+)
+# Requests to study, not to act: "Can I see…", "Can you show me…".
+_STUDY_REQUEST = re.compile(
+    r"\bcan (?:i|we|you) (?:read|see|find|get|learn|study|understand|look|ask"
+    r"|show|quote|explain)\b",
     re.IGNORECASE,
 )
 # "What does the Tanya say…": a work named with an article. People are named
@@ -281,13 +287,19 @@ def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
     if not analysis.refs:
         analysis.books, analysis.commentators = catalog.mentioned(question)
         analysis.works = work_hints(question)
-    analysis.practical = _PRACTICAL.search(question) is not None
-    if not analysis.refs:
-        outside = catalog.outside_work(question)
-        # "Rambam" also wrote works outside the library, but a learner who
-        # names him means the Mishneh Torah, which it holds.
-        if outside is not None and not work_hints(outside):
-            analysis.unknown_work = outside
+    # "Can I read Genesis 1:1?" asks for a text, not for a ruling.
+    analysis.practical = (
+        not analysis.refs
+        and _PRACTICAL.search(question) is not None
+        and _STUDY_REQUEST.search(question) is None
+    )
+    # Checked with a ref too: "What does Ramban say on Genesis 1:1?" asks for
+    # a commentary the library lacks, not for the verse.
+    outside = catalog.outside_work(question, hebrew=analysis.language == "he")
+    # "Rambam" also wrote works outside the library, but a learner who names
+    # him means the Mishneh Torah, which it holds.
+    if outside is not None and not work_hints(outside):
+        analysis.unknown_work = outside
     match = _NAMED_WORK.search(question)
     if match and not analysis.refs and analysis.unknown_work is None:
         name = match.group("name")

@@ -116,17 +116,20 @@ class Retriever:
 
     def _retrieve(self, question: str, filters: Filters) -> Retrieval:
         analysis = analyze(question, self.catalog)
+        if analysis.unknown_work:
+            work = analysis.unknown_work
+            message = (
+                f"\u05d4\u05d7\u05d9\u05d1\u05d5\u05e8 {work} \u05d0\u05d9\u05e0\u05d5 "
+                "\u05d1\u05e1\u05e4\u05e8\u05d9\u05d9\u05d4."
+                if analysis.language == "he"
+                else f"{work} is not in the library."
+            )
+            return Retrieval(analysis, "abstain", message=message)
         if analysis.refs:
             return self._lookup(analysis)
         if analysis.ref_errors:
             return Retrieval(
                 analysis, "invalid_ref", message=" ".join(analysis.ref_errors)
-            )
-        if analysis.unknown_work:
-            return Retrieval(
-                analysis,
-                "abstain",
-                message=f"{analysis.unknown_work} is not in the library.",
             )
         return self._search(analysis, filters)
 
