@@ -61,7 +61,8 @@ GENESIS_1_1 = {
         ),
         ('{"id": "1", "kind": "unanswerable", "question": "  "}', "non-empty"),
         (
-            '{"id": "1", "kind": "unanswerable", "question": "q", "gold_refs": ["Genesis 1"]}',
+            '{"id": "1", "kind": "unanswerable", "question": "q", '
+            '"gold_refs": ["Genesis 1"]}',
             "have no gold_refs",
         ),
         (

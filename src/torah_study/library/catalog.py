@@ -53,7 +53,7 @@ _EN_RANGE = re.compile(
 
 
 def read_toc_titles(export_dir: Path) -> list[tuple[str, str, str]]:
-    """Return (English, Hebrew, top category) for every title of the table of contents."""
+    """Return (English, Hebrew, top category) for each title of the contents."""
     path = export_dir / "table_of_contents.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
