@@ -154,3 +154,10 @@ def test_hebrew_names_of_outside_works(catalog: Catalog, export_dir: Path) -> No
     assert catalog.outside_work("מה אומר הזוהר על הבריאה?") == "Zohar"
     # Without a word that introduces a work, a one-word Hebrew name is a word.
     assert catalog.outside_work("הזוהר של השמש") is None
+
+
+def test_outside_name_with_other_gershayim(catalog: Catalog, export_dir: Path) -> None:
+    catalog.set_outside(read_toc_titles(export_dir))
+    # The title is spelled with ASCII quotes; the question with gershayim.
+    assert catalog.outside_work("מה אומר רמב״ן על בראשית?", hebrew=True) == 'רמב"ן'
+    assert catalog.outside_work("לפי הרמב״ם, האם יש בחירה?") in (None, "Rambam")

@@ -121,6 +121,7 @@ class Catalog:
         # shared by two books maps to None and identifies neither.
         self._skeletons: dict[str, str | None] = {}
         self._outside: dict[str, tuple[str, str]] = {}
+        self._outside_by_key: dict[str, tuple[str, str]] = {}
         self._outside_finder: re.Pattern[str] | None = None
         self._commentator_patterns: dict[str, re.Pattern[str]] | None = None
         for book in books:
@@ -294,6 +295,7 @@ class Catalog:
                     (english.split(" on ")[0], hebrew.split(" \u05e2\u05dc ")[0]),
                 )
         self._outside = names
+        self._outside_by_key = {title_key(name): work for name, work in names.items()}
         self._outside_finder = None
 
     def outside_work(self, text: str, hebrew: bool = False) -> str | None:
@@ -325,7 +327,8 @@ class Catalog:
                 if is_hebrew and " " not in name and not match.group("lead"):
                     continue
                 if self.find_book(name) is None:
-                    english, he_name = self._outside[name]
+                    # The match may spell quotes otherwise than the title does.
+                    english, he_name = self._outside_by_key[title_key(name)]
                     return he_name if hebrew and he_name else english
         for match in _BOOK_OF.finditer(text):
             name = match.group("name")
