@@ -376,6 +376,7 @@ def _add_routes(app: FastAPI) -> None:
             raise HTTPException(status_code=404, detail=str(error)) from error
         if section:
             return _section_text(services, parsed)
+        # TODO: a ref longer than MAX_LOOKUP_SEGMENTS is cut without saying so.
         records = services.retriever.lookup(parsed)
         if not records:
             raise HTTPException(

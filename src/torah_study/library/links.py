@@ -134,6 +134,7 @@ class LinkIndex:
             parsed = self.catalog.parse(ref, validate=False)
         except RefError:
             return []
+        # TODO: a range ("Genesis 1:1-3") gets the links of its first segment only.
         found: list[Link] = []
         covered: list[Ref] = [parsed]
         for link in [*self._commentaries(parsed), *self._stored(parsed)]:
