@@ -304,7 +304,7 @@ class Catalog:
         English names must be capitalised. A one-word Hebrew name counts only
         after a word that introduces a work (ספר, לפי, אומר, כותב, מפרש).
         "Sefer X" or "the Book of X" naming no title at all also counts, with
-        X as the work. ``hebrew`` asks for the work's Hebrew name.
+        X as the work. With ``hebrew`` the work's Hebrew name is returned.
         """
         if self._outside and self._outside_finder is None:
             ordered = sorted(self._outside, key=len, reverse=True)
@@ -315,7 +315,7 @@ class Catalog:
                 "(?![\\w\u05d0-\u05ea])"
             )
         if self._outside_finder is not None:
-            # Names inside a title the library holds do not count: "Rosh" (a
+            # Names inside a title in the library do not count: "Rosh" (a
             # commentator outside it) inside "Rosh Hashanah".
             held = [m.span("name") for m in self._mention_finder().finditer(text)]
             for match in self._outside_finder.finditer(text):

@@ -245,7 +245,7 @@ class Retriever:
         if scope and not filters:
             # The part of the library the question names gets legs of its own,
             # so its passages reach the reranker even when the whole library
-            # holds closer matches for the words.
+            # contains closer matches for the words.
             started = time.perf_counter()
             legs.append(
                 (
