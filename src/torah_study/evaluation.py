@@ -29,7 +29,7 @@ from torah_study.answer.pipeline import (
     VerificationEvent,
 )
 from torah_study.answer.prompts import RABBI, RABBI_NO_SOURCES, SYSTEM_PROMPT
-from torah_study.answer.verify import RULING, split_sentences
+from torah_study.answer.verify import RULING, cited_numbers, split_sentences
 from torah_study.library.catalog import Catalog
 from torah_study.library.hebrew import normalize
 from torah_study.library.refs import Ref, RefError
@@ -68,7 +68,6 @@ COMPARED = (
 )
 DEFAULT_MARGIN = 0.02
 
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]")
 _QUOTE = re.compile(
     r"\"([^\"]{3,}?)\"|\u201c([^\u201d]{3,}?)\u201d|\u05f4([^\u05f4]{3,}?)\u05f4"
 )
@@ -289,7 +288,7 @@ def audit_answer(
     plain = _ABBREVIATION_QUOTE.sub("", answer)
     for sentence in split_sentences(plain):
         unquoted = _QUOTE.sub(" ", sentence)
-        numbers = _numbers(unquoted)
+        numbers = cited_numbers(unquoted)
         for number in numbers:
             if 1 <= number <= len(sources):
                 audit.cited_refs.append(str(sources[number - 1]["ref"]))
@@ -327,18 +326,6 @@ def audit_answer(
             audit.leak = window
             break
     return audit
-
-
-def _numbers(text: str) -> list[int]:
-    numbers: list[int] = []
-    for match in _CITATION.finditer(text):
-        for part in re.split(r"\s*[,;]\s*", match.group(1)):
-            bounds = [b for b in re.split(r"\s*[\u2013-]\s*", part) if b.isdigit()]
-            if len(bounds) == 2 and int(bounds[1]) - int(bounds[0]) <= 50:
-                numbers.extend(range(int(bounds[0]), int(bounds[1]) + 1))
-            else:
-                numbers.extend(int(b) for b in bounds)
-    return numbers
 
 
 def evaluate(
