@@ -127,7 +127,7 @@ def test_gold_refs_are_checked_against_the_library(catalog: Catalog) -> None:
 # Ranking ----------------------------------------------------------------------
 
 
-def test_recall_counts_each_gold_ref_at_its_first_rank(catalog: Catalog) -> None:
+def test_recall_per_gold_ref_rank(catalog: Catalog) -> None:
     ranking = [f"Psalms {n}:1" for n in range(1, 8)] + [
         "Deuteronomy 5:16",
         "Exodus 20:12",
@@ -143,11 +143,13 @@ def test_segments_inside_a_gold_range_or_amud_hit(catalog: Catalog) -> None:
     first, recall = score_ranking(
         catalog, ["Genesis 1:1", "Genesis 22:5"], ["Genesis 22:1-19"]
     )
-    assert first == 2 and recall[5] == 1.0
+    assert first == 2
+    assert recall[5] == 1.0
     first, _ = score_ranking(catalog, ["Berakhot 2a:7"], ["Berakhot 2a"])
     assert first == 1
     first, recall = score_ranking(catalog, ["Berakhot 2b:1"], ["Berakhot 2a"])
-    assert first is None and recall[10] == 0.0
+    assert first is None
+    assert recall[10] == 0.0
 
 
 # The audit of a shown answer -------------------------------------------------
@@ -165,7 +167,8 @@ def test_audit_accepts_a_sound_answer(catalog: Catalog) -> None:
     )
     audit = audit_answer(catalog, sources, answer)
     assert audit.cited_refs == ["Genesis 1:1", "Genesis 1:1"]
-    assert audit.bad_refs == [] and audit.missing_quotes == []
+    assert audit.bad_refs == []
+    assert audit.missing_quotes == []
     assert audit.quotes == 1
 
 
@@ -249,10 +252,13 @@ def test_evaluate_scores_each_kind(services) -> None:  # type: ignore[no-untyped
     )
     assert seen == ["l1", "a1", "a2", "i1", "u1", "h1"]
     by_id = {o.question.id: o for o in outcomes}
-    assert by_id["l1"].first_hit == 1 and by_id["l1"].correct()
+    assert by_id["l1"].first_hit == 1
+    assert by_id["l1"].correct()
     assert by_id["a1"].first_hit is not None and by_id["a1"].correct()
-    assert by_id["i1"].mode == "invalid_ref" and by_id["i1"].correct()
-    assert by_id["u1"].mode == "abstain" and by_id["u1"].ranking == []
+    assert by_id["i1"].mode == "invalid_ref"
+    assert by_id["i1"].correct()
+    assert by_id["u1"].mode == "abstain"
+    assert by_id["u1"].ranking == []
     assert by_id["h1"].audit.rabbi_line, by_id["h1"].answer
     assert by_id["h1"].correct()
     summary = summarize(outcomes)
@@ -261,10 +267,12 @@ def test_evaluate_scores_each_kind(services) -> None:  # type: ignore[no-untyped
     assert overall["invalid_ref_reported"] == 1.0
     assert overall["out_of_library_abstained"] == 1.0
     assert overall["over_refusal"] == 0.0
-    assert overall["cited_refs_valid"] == 1.0 and overall["cited_refs"] > 0
+    assert overall["cited_refs_valid"] == 1.0
+    assert overall["cited_refs"] > 0
     assert set(summary["by_lang"]) == {"en", "he"}
     assert summary["by_kind"]["lookup"]["recall@1"] == 1.0
-    assert "keyword" in summary["latency"] and "question" in summary["latency"]
+    assert "keyword" in summary["latency"]
+    assert "question" in summary["latency"]
     text = markdown(summary, outcomes, "test set")
     assert text.startswith("## test set")
     assert "| kind: lookup | 1 | 1.000 |" in text
@@ -280,7 +288,8 @@ def test_compare_flags_drops_beyond_the_margin() -> None:
         }
 
     changes, failures = compare(summary(0.9, 0.05), summary(0.89, 0.06), 0.02)
-    assert failures == [] and len(changes) == 4
+    assert failures == []
+    assert len(changes) == 4
     _, failures = compare(summary(0.9, 0.05), summary(0.85, 0.05), 0.02)
     assert {f.metric for f in failures} == {
         "overall.recall@10",
@@ -341,7 +350,7 @@ def test_cli_pins_a_baseline_and_fails_below_it(
     pinned = json.loads(baseline.read_text(encoding="utf-8"))
     assert pinned["summary"]["overall"]["recall@1"] == 1.0
     assert [q["id"] for q in pinned["questions"]] == ["l1", "i1"]
-    # The pinned file holds no answers, which would quote the library's text.
+    # The pinned file contains no answers, which would quote the library's text.
     assert "answer" not in pinned["questions"][0]
     assert "| kind: invalid_ref |" in report.read_text(encoding="utf-8")
 

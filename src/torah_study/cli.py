@@ -257,7 +257,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
         settings = _settings(args)
         if args.calibrate:
-            # Open the gate so that every search answers; the gate is replayed below.
+            # Open the gate so that no search abstains; calibrate() replays the gate.
             settings = settings.model_copy(update={"gate_threshold": 0.0})
         services = build_services(settings)
     except (EvalFileError, OSError, NotIngestedError) as error:

@@ -46,7 +46,7 @@ KINDS = (
 RECALL_CUTS = (1, 5, 10)
 # Question languages; "" leaves a question out of the breakdown by language.
 LANGS = ("en", "he", "translit", "")
-# Kinds whose questions must not be refused: the library holds their answer.
+# Kinds whose questions must not be refused: the library contains their answer.
 MUST_ANSWER = ("answerable", "lookup")
 # Metrics where a smaller value is better; every other compared metric is a
 # share where larger is better.
@@ -126,7 +126,7 @@ class Outcome:
         return self.mode in ("abstain", "invalid_ref") or bool(self.error)
 
     def correct(self) -> bool:
-        """Return whether the question's kind got the behaviour it asks for."""
+        """Return whether the question's kind got the behaviour its kind expects."""
         kind = self.question.kind
         if self.error:
             return False
@@ -393,8 +393,8 @@ def _percentile(values: Sequence[float], share: float) -> float:
 def group_metrics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """Return every metric for one group of outcomes; None where it does not apply.
 
-    recall and MRR are over the questions with gold refs; over-refusal is over
-    the answerable and lookup questions; the audit shares are over every
+    Recall and MRR are over the questions with gold refs. Over-refusal is over
+    the answerable and lookup questions. The audit shares are over every
     cited ref and every quotation of the group's shown answers.
     """
     ranked = [o for o in outcomes if o.question.gold_refs]

@@ -327,7 +327,7 @@ def test_practical_answer_teaches_sources_without_ruling(services) -> None:  # t
     assert [r["reason"] for r in removed] == [
         "tells the learner what to do (\u201cyou may\u201d)"
     ]
-    # The model was told to teach the sources and give no ruling.
+    # The prompt instructs the model to teach the sources and give no ruling.
     assert "Do not tell the learner what to do" in model.messages[0].content
 
 

@@ -167,7 +167,7 @@ def test_text_with_neighbours(api: httpx.Client) -> None:
     assert [s["ref"] for s in body["after"]] == ["Genesis 1:3"]
     assert body["segments"][0]["he"]
     assert body["segments"][0]["en"]
-    # Rashi comments on Genesis 1:2; the test library holds Rashi on Genesis.
+    # Rashi comments on Genesis 1:2; the test library contains Rashi on Genesis.
     assert {
         "ref": "Rashi on Genesis 1:2",
         "he_ref": 'רש"י על בראשית א:ב',

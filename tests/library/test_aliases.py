@@ -108,9 +108,7 @@ def test_works_outside_the_library(
     assert catalog.outside_work(question) == work
 
 
-def test_subject_inside_a_held_title_is_not_an_outside_work(
-    catalog: Catalog, export_dir: Path
-) -> None:
+def test_outside_work_skips_title_subjects(catalog: Catalog, export_dir: Path) -> None:
     # A library of Mishnah Shabbat alone lacks the Talmud's tractate Shabbat,
     # but a question about Shabbat is about the day.
     small = Catalog([catalog.books["Mishnah Shabbat"]])
@@ -124,7 +122,7 @@ def test_rambam_means_the_mishneh_torah(catalog: Catalog, export_dir: Path) -> N
 
     catalog.set_outside(read_toc_titles(export_dir))
     # Sefaria lists "Rambam on …" commentaries the library lacks, but a
-    # learner who names Rambam asks about the Mishneh Torah.
+    # learner who names Rambam means the Mishneh Torah.
     analysis = analyze("What does Rambam say about confession?", catalog)
     assert analysis.unknown_work is None
     assert analysis.works == ["Mishneh Torah"]

@@ -43,7 +43,7 @@ def test_commentaries_are_linked_without_a_file(
     assert links.related("not a ref") == []
 
 
-def test_a_rebuild_replaces_the_table(
+def test_links_rebuild_replaces_table(
     export_dir: Path, catalog: Catalog, tmp_path: Path
 ) -> None:
     path = tmp_path / "links.sqlite"
@@ -55,9 +55,7 @@ def test_a_rebuild_replaces_the_table(
     )
 
 
-def test_a_comment_links_to_the_text_it_explains(
-    catalog: Catalog, tmp_path: Path
-) -> None:
+def test_links_comment_to_base_text(catalog: Catalog, tmp_path: Path) -> None:
     links = LinkIndex(tmp_path / "missing.sqlite", catalog)
     related = [
         (link.ref, link.kind) for link in links.related("Rashi on Genesis 1:1:2")

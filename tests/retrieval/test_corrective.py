@@ -42,7 +42,8 @@ def test_weak_search_retries_with_a_hypothetical_passage(services) -> None:  # t
         return PASSAGE
 
     plain = _retriever(services, retry=False).retrieve(NONSENSE)
-    assert plain.mode == "abstain" and not plain.retried
+    assert plain.mode == "abstain"
+    assert not plain.retried
     result = _retriever(services, expander).retrieve(NONSENSE)
     assert asked == [NONSENSE]
     assert result.retried
@@ -65,5 +66,6 @@ def test_strong_search_is_not_retried(services) -> None:  # type: ignore[no-unty
     result = _retriever(services, lambda q: calls.append(q) or PASSAGE).retrieve(
         "Where does the Torah say to love your neighbor as yourself?"
     )
-    assert result.mode == "search" and not result.retried
+    assert result.mode == "search"
+    assert not result.retried
     assert calls == []

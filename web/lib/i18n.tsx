@@ -7,6 +7,12 @@ import { createContext, useCallback, useContext, useEffect, useState, type React
 
 export type Language = "en" | "he";
 
+const relatedKindsEn: Record<string, string> = {
+  commentary: "commentary",
+  base: "the text it explains",
+  link: "linked",
+};
+
 const en = {
   appName: "Torah Study",
   tagline: "A study partner for the Sefaria library. Every answer cites its sources.",
@@ -87,8 +93,7 @@ const en = {
   openOnSefaria: "Open on Sefaria",
   openInContext: "Open in context",
   related: "Commentary and linked passages",
-  relatedKind: (kind: string) =>
-    kind === "commentary" ? "commentary" : kind === "base" ? "the text it explains" : kind === "link" ? "linked" : kind,
+  relatedKind: (kind: string) => relatedKindsEn[kind] ?? kind,
   showSource: "Show only this source",
   loading: "Loading…",
   noText: "No text in this language.",

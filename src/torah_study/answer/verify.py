@@ -65,7 +65,7 @@ _ABSENCE = re.compile(
     re.IGNORECASE,
 )
 # Second-person rulings ("you may", "מותר לך"): an answer to a practical
-# question teaches what the sources rule and never tells the learner what to do.
+# question teaches what the sources rule, not what the learner must do.
 RULING = re.compile(
     r"\byou (?:may|can|must|should|need to|have to|are (?:allowed|permitted|"
     r"forbidden|required|obligated|not allowed))\b|\bit is (?:fine|okay|ok) "

@@ -53,7 +53,7 @@ class RelatedOut(BaseModel):
     he_ref: str
     # "commentary" for a comment on the passage, "base" for the text a
     # comment explains, else the link's type ("quotation", "reference", or
-    # "link" when the library does not say).
+    # "link" when the link file gives none).
     kind: str
 
 

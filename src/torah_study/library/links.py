@@ -195,7 +195,7 @@ class LinkIndex:
 
 
 def _has_text(shape: object, point: tuple[int, ...]) -> bool:
-    """Tell whether a book's shape holds any segment under ``point``."""
+    """Tell whether a book's shape contains any segment under ``point``."""
     node = shape
     for index in point:
         if not isinstance(node, list) or not 1 <= index <= len(node):

@@ -88,7 +88,7 @@ HEBREW_TO_ENGLISH = _build_reverse()
 
 
 def translate_terms(terms: list[str]) -> list[str]:
-    """Return the other-language forms of ``terms`` that the glossary knows.
+    """Return the other-language forms of ``terms`` that the glossary lists.
 
     Hebrew terms are also looked up without their prefix letters, so
     "והתשובה" finds "repentance".

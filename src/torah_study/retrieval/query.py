@@ -287,13 +287,13 @@ def analyze(question: str, catalog: Catalog) -> QueryAnalysis:
     if not analysis.refs:
         analysis.books, analysis.commentators = catalog.mentioned(question)
         analysis.works = work_hints(question)
-    # "Can I read Genesis 1:1?" asks for a text, not for a ruling.
+    # "Can I read Genesis 1:1?" requests a text, not for a ruling.
     analysis.practical = (
         not analysis.refs
         and _PRACTICAL.search(question) is not None
         and _STUDY_REQUEST.search(question) is None
     )
-    # Checked with a ref too: "What does Ramban say on Genesis 1:1?" asks for
+    # Checked with a ref too: "What does Ramban say on Genesis 1:1?" requests
     # a commentary the library lacks, not for the verse.
     outside = catalog.outside_work(question, hebrew=analysis.language == "he")
     # "Rambam" also wrote works outside the library, but a learner who names
