@@ -66,10 +66,10 @@ class Settings(BaseSettings):
     embedding_workers: int = Field(default=2, ge=1, le=64)
 
     # Retrieval.
-    keyword_k: int = Field(default=30, ge=1, le=500)
+    keyword_k: int = Field(default=300, ge=1, le=1000)
     dense_k: int = Field(default=60, ge=1, le=500)
     rrf_k: int = Field(default=60, ge=1)
-    rerank_candidates: int = Field(default=50, ge=1, le=200)
+    rerank_candidates: int = Field(default=400, ge=1, le=1000)
     rerank_provider: Literal["offline", "cohere"] = "offline"
     rerank_model: str = "rerank-v3.5"
     top_k: int = Field(default=5, ge=1, le=20)
@@ -195,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def links_path(self) -> Path:
         return self.data_dir / "links.sqlite"
+
+    @property
+    def lexicon_path(self) -> Path:
+        return self.data_dir / "lexicon.json"
 
     @property
     def parashot_path(self) -> Path:

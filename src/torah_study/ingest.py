@@ -45,6 +45,7 @@ from torah_study.library.export import (
     read_text_file,
 )
 from torah_study.library.hebrew import search_text
+from torah_study.library.lexicon import Lexicon, build_lexicon
 from torah_study.library.links import build_links
 from torah_study.library.parashot import read_parashot, save_parashot
 from torah_study.retrieval.rerank import EMBED_CHARS, passage_text
@@ -74,6 +75,7 @@ class IngestReport:
     vectors_total: int = 0
     links: int = 0
     links_skipped: int = 0
+    lexicon_words: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -87,6 +89,7 @@ class IngestReport:
             f"vectors: {self.vectors_total} ({self.vectors_written} embedded now)",
             f"links: {self.links} ({self.links_skipped} naming texts the library "
             "lacks, skipped)",
+            f"lexicon: {self.lexicon_words} English words with Hebrew translations",
             f"time: {stages}",
         ]
         lines.extend(f"corrupt file: {path}: {error}" for path, error in self.corrupt)
@@ -241,6 +244,20 @@ def ingest(
     links = build_links(export_dir, catalog, settings.links_path)
     report.links, report.links_skipped = links.stored, links.skipped
     report.seconds["links"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    lexicon_path = settings.lexicon_path
+    if report.segments_written or not lexicon_path.exists():
+        # The lexicon is learned from every bilingual segment, so it is
+        # rebuilt whenever a book changed.
+        lexicon = build_lexicon(store.bilingual())
+        tmp = lexicon_path.with_suffix(".tmp")
+        lexicon.save(tmp)
+        tmp.replace(lexicon_path)
+        report.lexicon_words = len(lexicon)
+    else:
+        report.lexicon_words = len(Lexicon.load(lexicon_path))
+    report.seconds["lexicon"] = time.perf_counter() - started
 
     started = time.perf_counter()
     report.vectors_written = embed_scope(

@@ -36,6 +36,7 @@ from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
 from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
+from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import LinkIndex
 from torah_study.retrieval.rerank import CohereReranker, OfflineReranker, Reranker
 from torah_study.retrieval.retriever import RetrievalSettings, Retriever
@@ -103,6 +104,7 @@ def build_services(
             retry_margin=settings.retry_margin,
         ),
         LinkIndex(settings.links_path, catalog),
+        lexicon=Lexicon.load(settings.lexicon_path),
     )
     if model == "settings":
         try:

@@ -17,7 +17,7 @@ import pytest
 from torah_study.index.base import SegmentRecord
 from torah_study.retrieval.hybrid import Candidate
 from torah_study.retrieval.query import QueryAnalysis
-from torah_study.retrieval.rerank import CohereReranker
+from torah_study.retrieval.rerank import COHERE_MAX_DOCUMENTS, CohereReranker
 
 REQUESTS: list[dict[str, Any]] = []
 
@@ -80,3 +80,21 @@ def test_cohere_rerank_orders_by_score(base_url: str) -> None:
     assert request["body"]["query"] == "love your neighbor"
     assert request["body"]["model"] == "rerank-v3.5"
     assert request["auth"] == "Bearer test-key"
+
+
+def test_cohere_rerank_sends_at_most_one_search_unit(base_url: str) -> None:
+    REQUESTS.clear()
+    reranker = CohereReranker("test-key", "rerank-v3.5", base_url=base_url)
+    # Placeholder records: only how many are sent matters here.
+    candidates = [
+        (Candidate(f"Placeholder {n}"), _record(f"Placeholder {n}", f"record {n}"))
+        for n in range(1, 151)
+    ]
+    analysis = QueryAnalysis(text="creation", language="en", terms=["creation"])
+
+    scored = reranker.rerank(analysis, None, candidates, {})
+
+    (request,) = REQUESTS
+    assert len(request["body"]["documents"]) == COHERE_MAX_DOCUMENTS
+    assert len(scored) == COHERE_MAX_DOCUMENTS
+    assert "Placeholder 150" not in {s.record.ref for s in scored}

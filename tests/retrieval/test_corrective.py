@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from torah_study.library.lexicon import Lexicon
 from torah_study.retrieval.glossary import translate_terms
 from torah_study.retrieval.retriever import Retriever
 
@@ -23,6 +24,7 @@ def _retriever(services, expander=None, retry=True) -> Retriever:  # type: ignor
         replace(base.settings, retry=retry),
         base.links,
         expander,
+        base.lexicon,
     )
 
 
@@ -69,3 +71,21 @@ def test_strong_search_is_not_retried(services) -> None:  # type: ignore[no-unty
     assert result.mode == "search"
     assert not result.retried
     assert calls == []
+
+
+def test_lexicon_finds_hebrew_only_comment(services) -> None:  # type: ignore[no-untyped-def]
+    # Rashi on Genesis 2:11:1 (Pishon is the Nile) has no English in the
+    # export, so only the question's words in Hebrew can match it.
+    question = (
+        "Which river of Egypt does Rashi say the Pishon is, and why is it named so?"
+    )
+    target = "Rashi on Genesis 2:11:1"
+    retriever = _retriever(services)
+    found = retriever.retrieve(question)
+    assert "נהר" in found.analysis.translations["river"]
+    assert "מצרים" in found.analysis.translations["egypt"]
+    assert found.mode == "search"
+    assert found.passages[0].record.ref == target
+    retriever.lexicon = Lexicon()
+    without = retriever.retrieve(question)
+    assert target not in without.ranking[:5]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,21 @@ class LanceStore:
         earlier = [r for r in window if r.pos < record.pos]
         later = [r for r in window if r.pos > record.pos]
         return (earlier[-before:] if before else []), later[:after]
+
+    def bilingual(self) -> Iterator[tuple[str, str]]:
+        """Yield the (Hebrew, English) texts of every segment that has both."""
+        scan = (
+            self._segments.search()
+            .where("he != '' AND en != ''")
+            .select(["he", "en"])
+            .limit(None)
+        )
+        for batch in scan.to_batches():
+            yield from zip(
+                batch.column("he").to_pylist(),
+                batch.column("en").to_pylist(),
+                strict=True,
+            )
 
     def count(self) -> int:
         return int(self._segments.count_rows())

@@ -87,20 +87,21 @@ def _build_reverse() -> dict[str, tuple[str, ...]]:
 HEBREW_TO_ENGLISH = _build_reverse()
 
 
+def glossary_forms(term: str) -> list[str]:
+    """Return the glossary's other-language words for one term."""
+    if term in ENGLISH_TO_HEBREW:
+        return [w for form in ENGLISH_TO_HEBREW[term] for w in normalize(form).split()]
+    for word in (term, *prefix_variants(term)):
+        if word in HEBREW_TO_ENGLISH:
+            return list(HEBREW_TO_ENGLISH[word])
+    return []
+
+
 def translate_terms(terms: list[str]) -> list[str]:
     """Return the other-language forms of ``terms`` that the glossary lists.
 
     Hebrew terms are also looked up without their prefix letters, so
     "והתשובה" finds "repentance".
     """
-    found: list[str] = []
-    for term in terms:
-        if term in ENGLISH_TO_HEBREW:
-            for form in ENGLISH_TO_HEBREW[term]:
-                found.extend(normalize(form).split())
-            continue
-        for word in (term, *prefix_variants(term)):
-            if word in HEBREW_TO_ENGLISH:
-                found.extend(HEBREW_TO_ENGLISH[word])
-                break
+    found = [word for term in terms for word in glossary_forms(term)]
     return [word for word in dict.fromkeys(found) if word not in terms]

@@ -165,6 +165,15 @@ class QueryAnalysis:
     # The text embedded for the dense leg when it differs from the question
     # (a reformulation with a hypothetical passage).
     dense_text: str | None = None
+    # Each search term's words in the other language, from the glossary and
+    # the lexicon learned from the library's translations.
+    translations: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def translated_terms(self) -> list[str]:
+        """Return every translation of the terms once, in order."""
+        words = [w for forms in self.translations.values() for w in forms]
+        return [w for w in dict.fromkeys(words) if w not in self.terms]
 
     @property
     def scoped(self) -> bool:

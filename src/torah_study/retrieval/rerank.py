@@ -13,7 +13,7 @@ remote option.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
@@ -105,17 +105,32 @@ def phrase_overlap(pairs: set[tuple[str, str]], words: Sequence[str]) -> float:
     return len(pairs & set(pairwise(words))) / len(pairs)
 
 
-def term_coverage(terms: Sequence[str], words: Sequence[str]) -> float:
-    """Return the share of ``terms`` present in ``words`` (prefixes ignored)."""
+def term_coverage(
+    terms: Sequence[str],
+    words: Sequence[str],
+    translations: Mapping[str, Sequence[str]] | None = None,
+) -> float:
+    """Return the share of ``terms`` present in ``words`` (prefixes ignored).
+
+    A term also counts as present when one of its ``translations`` is, so an
+    English question can cover a passage the library has only in Hebrew.
+    """
     if not terms:
         return 0.0
     present = set(words)
     for word in words:
         present.update(prefix_variants(word))
-    found = sum(
-        1 for term in terms if term in present or set(prefix_variants(term)) & present
+
+    def found(word: str) -> bool:
+        return word in present or bool(set(prefix_variants(word)) & present)
+
+    translations = translations or {}
+    covered = sum(
+        1
+        for term in terms
+        if found(term) or any(found(other) for other in translations.get(term, ()))
     )
-    return found / len(terms)
+    return covered / len(terms)
 
 
 def in_scope(analysis: QueryAnalysis, record: SegmentRecord) -> bool:
@@ -137,6 +152,15 @@ def passage_words(record: SegmentRecord) -> list[str]:
     return normalize(f"{record.he} {record.en}").split()
 
 
+def _word_score(coverage: float, phrase: float, bm25: float) -> float:
+    """Return the part of the offline score that comes from words alone."""
+    return (
+        WEIGHTS["coverage"] * coverage
+        + WEIGHTS["phrase"] * phrase
+        + WEIGHTS["bm25"] * bm25
+    )
+
+
 class OfflineReranker:
     """Blend of dense cosine, term coverage and relative BM25 (see module doc)."""
 
@@ -152,32 +176,39 @@ class OfflineReranker:
         candidates: Sequence[tuple[Candidate, SegmentRecord]],
         vectors: dict[str, npt.NDArray[np.float32]],
     ) -> list[Scored]:
-        vectors = dict(vectors)
-        if query_vector is not None and self._embeddings is not None:
-            missing = [r for _, r in candidates if r.ref not in vectors][
-                :MAX_ON_THE_FLY
-            ]
-            if missing:
-                texts = [passage_text(r)[:ON_THE_FLY_CHARS] for r in missing]
-                fresh = self._embeddings.embed_passages(texts)
-                vectors.update({r.ref: v for r, v in zip(missing, fresh, strict=True)})
         pairs = question_pairs(analysis.text)
         best_bm25 = max((c.keyword_score or 0.0 for c, _ in candidates), default=0.0)
+        lexical = [
+            self._lexical(analysis, pairs, best_bm25, candidate, record)
+            for candidate, record in candidates
+        ]
+        vectors = dict(vectors)
+        if query_vector is not None and self._embeddings is not None:
+            # Candidates without a stored vector are embedded on the fly, the
+            # ones with the most words of the question first.
+            missing = sorted(
+                (
+                    (signals, record)
+                    for signals, (_, record) in zip(lexical, candidates, strict=True)
+                    if record.ref not in vectors
+                ),
+                key=lambda item: -_word_score(*item[0]),
+            )[:MAX_ON_THE_FLY]
+            if missing:
+                records = [record for _, record in missing]
+                texts = [passage_text(r)[:ON_THE_FLY_CHARS] for r in records]
+                fresh = self._embeddings.embed_passages(texts)
+                vectors.update({r.ref: v for r, v in zip(records, fresh, strict=True)})
         scored: list[Scored] = []
-        for candidate, record in candidates:
+        for (coverage, phrase, bm25), (candidate, record) in zip(
+            lexical, candidates, strict=True
+        ):
             dense = None
             if query_vector is not None and record.ref in vectors:
                 dense = float(np.dot(query_vector, vectors[record.ref]))
-            words = passage_words(record)
-            # The ref's own words count for coverage ("Pirkei Avot" in a question).
-            coverage = term_coverage(
-                analysis.terms, [*normalize(record.ref).split(), *words]
-            )
-            phrase = phrase_overlap(pairs, words)
             hinted = (
                 bool(record.categories) and record.categories[0] in analysis.categories
             ) or in_scope(analysis, record)
-            bm25 = (candidate.keyword_score or 0.0) / best_bm25 if best_bm25 else 0.0
             stretched = (
                 min(
                     max((dense - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR), 0.0),
@@ -186,22 +217,40 @@ class OfflineReranker:
                 if dense is not None
                 else 0.0
             )
-            score = (
-                WEIGHTS["dense"] * stretched
-                + WEIGHTS["coverage"] * coverage
-                + WEIGHTS["bm25"] * bm25
-                + WEIGHTS["phrase"] * phrase
-            )
+            score = WEIGHTS["dense"] * stretched + _word_score(coverage, phrase, bm25)
             if dense is not None and not _readable(record, analysis.language):
                 # Word overlap can hardly be measured across languages (an
                 # English question, a passage only in Hebrew), so the dense
                 # cosine may carry the weight of the word signals as well.
-                lexical = WEIGHTS["coverage"] + WEIGHTS["phrase"]
-                across = (WEIGHTS["dense"] + lexical) * stretched
+                word_weight = WEIGHTS["coverage"] + WEIGHTS["phrase"]
+                across = (WEIGHTS["dense"] + word_weight) * stretched
                 score = max(score, across + WEIGHTS["bm25"] * bm25)
             score += CATEGORY_BONUS if hinted else 0.0
             scored.append(Scored(candidate, record, score, dense, coverage))
         return sorted(scored, key=lambda s: s.score, reverse=True)
+
+    @staticmethod
+    def _lexical(
+        analysis: QueryAnalysis,
+        pairs: set[tuple[str, str]],
+        best_bm25: float,
+        candidate: Candidate,
+        record: SegmentRecord,
+    ) -> tuple[float, float, float]:
+        """Return a candidate's term coverage, phrase overlap and relative BM25."""
+        words = passage_words(record)
+        # The ref's own words count for coverage ("Pirkei Avot" in a question).
+        coverage = term_coverage(
+            analysis.terms,
+            [*normalize(record.ref).split(), *words],
+            analysis.translations,
+        )
+        phrase = phrase_overlap(pairs, words)
+        bm25 = (candidate.keyword_score or 0.0) / best_bm25 if best_bm25 else 0.0
+        return coverage, phrase, bm25
+
+
+COHERE_MAX_DOCUMENTS = 100
 
 
 class CohereReranker:
@@ -222,6 +271,9 @@ class CohereReranker:
         candidates: Sequence[tuple[Candidate, SegmentRecord]],
         vectors: dict[str, npt.NDArray[np.float32]],
     ) -> list[Scored]:
+        # Cohere bills a search unit per 100 documents, so only the best
+        # fused candidates are sent.
+        candidates = candidates[:COHERE_MAX_DOCUMENTS]
         if not candidates:
             return []
         documents = [f"{r.ref}\n{r.he}\n{r.en}" for _, r in candidates]

@@ -17,10 +17,11 @@ from torah_study.index.base import (
 )
 from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
+from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import Link, LinkIndex
 from torah_study.library.refs import Ref
 from torah_study.retrieval.gate import apply_gate
-from torah_study.retrieval.glossary import translate_terms
+from torah_study.retrieval.glossary import glossary_forms, translate_terms
 from torah_study.retrieval.hybrid import Candidate, reciprocal_rank_fusion
 from torah_study.retrieval.query import (
     QueryAnalysis,
@@ -40,6 +41,8 @@ COMMENTED_PASSAGES = 8
 COMMENTS_PER_PASSAGE = 6
 # Terms a reformulation may add to a question's own.
 MAX_EXTRA_TERMS = 12
+# Other-language words searched for each term of a question.
+MAX_TRANSLATIONS = 4
 
 
 @dataclass
@@ -73,10 +76,10 @@ class Retrieval:
 
 @dataclass
 class RetrievalSettings:
-    keyword_k: int = 30
+    keyword_k: int = 300
     dense_k: int = 60
     rrf_k: int = 60
-    rerank_candidates: int = 50
+    rerank_candidates: int = 400
     top_k: int = 5
     gate_threshold: float = 0.275
     # Reformulate and search once more before abstaining; the retry's best
@@ -97,6 +100,7 @@ class Retriever:
         settings: RetrievalSettings,
         links: LinkIndex | None = None,
         expander: Callable[[str], str] | None = None,
+        lexicon: Lexicon | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -106,6 +110,7 @@ class Retriever:
         self.links = links
         # Writes a hypothetical passage for a question (an answer model).
         self.expander = expander
+        self.lexicon = lexicon or Lexicon()
 
     def retrieve(self, question: str, filters: Filters = Filters()) -> Retrieval:
         retrieval = self._retrieve(question, filters)
@@ -178,6 +183,7 @@ class Retriever:
         hypothetical passage for the question, over twice as many candidates.
         Its passages face the same gate.
         """
+        analysis.translations = self._translations(analysis.terms)
         first = self._search_once(analysis, filters, widen=1)
         if first.mode != "abstain" or not self.settings.retry:
             return first
@@ -211,9 +217,11 @@ class Retriever:
             extra.extend(t for t in content_terms(passage) if t not in extra)
         if not extra and not passage:
             return None
+        terms = [*analysis.terms, *extra[:MAX_EXTRA_TERMS]]
         return replace(
             analysis,
-            terms=[*analysis.terms, *extra[:MAX_EXTRA_TERMS]],
+            terms=terms,
+            translations=self._translations(terms),
             dense_text=f"{analysis.text}\n{passage}" if passage else analysis.text,
         )
 
@@ -241,6 +249,18 @@ class Retriever:
         timings["dense"] = time.perf_counter() - started
 
         legs = [("keyword", keyword_hits), ("dense", dense_hits)]
+        translated = keyword_query(analysis.translated_terms)
+        if translated:
+            # The question's words in the other language reach passages that
+            # the library has in one language only.
+            started = time.perf_counter()
+            legs.append(
+                (
+                    "keyword-translated",
+                    self.store.keyword(translated, keyword_k, filters),
+                )
+            )
+            timings["keyword"] += time.perf_counter() - started
         scope = self._scope(analysis)
         if scope and not filters:
             # The part of the library the question names gets legs of its own,
@@ -253,6 +273,13 @@ class Retriever:
                     self.store.keyword(keyword_query(analysis.terms), keyword_k, scope),
                 )
             )
+            if translated:
+                legs.append(
+                    (
+                        "keyword-translated-scoped",
+                        self.store.keyword(translated, keyword_k, scope),
+                    )
+                )
             timings["keyword"] += time.perf_counter() - started
             if query_vector is not None:
                 started = time.perf_counter()
@@ -317,6 +344,23 @@ class Retriever:
             timings=timings,
             ranking=ranking,
         )
+
+    def _translations(self, terms: list[str]) -> dict[str, list[str]]:
+        """Return each term's words in the other language (glossary, then lexicon)."""
+        translations: dict[str, list[str]] = {}
+        for term in terms:
+            if term.isascii():
+                learned = self.lexicon.to_hebrew(term)
+            else:
+                learned = self.lexicon.to_english(term)
+            forms = [
+                w
+                for w in dict.fromkeys([*glossary_forms(term), *learned])
+                if w not in terms
+            ][:MAX_TRANSLATIONS]
+            if forms:
+                translations[term] = forms
+        return translations
 
     def _scope(self, analysis: QueryAnalysis) -> Filters:
         """Return the filter for the books, commentaries and works a question names."""
