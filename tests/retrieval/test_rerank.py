@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from torah_study.index.base import SegmentRecord
 from torah_study.retrieval.hybrid import Candidate
 from torah_study.retrieval.query import QueryAnalysis
 from torah_study.retrieval.rerank import (
     COSINE_CEILING,
+    QUOTE_PHRASE_SHARE,
+    QUOTE_SOURCE_BONUS,
     WEIGHTS,
     OfflineReranker,
 )
@@ -59,3 +62,44 @@ def test_passage_in_the_question_language_keeps_the_blend() -> None:
         en="In the beginning God created the heaven and the earth.",
     )
     assert abs(_score(english, "en") - WEIGHTS["dense"]) < 1e-6
+
+
+def test_quote_source_outranks_later_quotations(services) -> None:  # type: ignore[no-untyped-def]
+    # Berakhot 13b:32 quotes the opening of the Shema from Deuteronomy 6:4.
+    verse, talmud = services.store.get(["Deuteronomy 6:4", "Berakhot 13b:32"])
+    analysis = QueryAnalysis(
+        text="שמע ישראל",
+        language="he",
+        terms=["שמע", "ישראל"],
+    )
+    candidates = [(Candidate(r.ref), r) for r in (talmud, verse)]
+
+    scored = {
+        s.record.ref: s
+        for s in OfflineReranker(None).rerank(analysis, None, candidates, {})
+    }
+
+    source, quotation = scored["Deuteronomy 6:4"], scored["Berakhot 13b:32"]
+    assert source.phrase >= QUOTE_PHRASE_SHARE
+    assert quotation.phrase >= QUOTE_PHRASE_SHARE
+    plain = WEIGHTS["coverage"] * source.coverage + WEIGHTS["phrase"] * source.phrase
+    assert source.score == pytest.approx(plain + QUOTE_SOURCE_BONUS)
+    assert quotation.score == pytest.approx(
+        WEIGHTS["coverage"] * quotation.coverage + WEIGHTS["phrase"] * quotation.phrase
+    )
+
+
+def test_single_quotation_gets_no_bonus(services) -> None:  # type: ignore[no-untyped-def]
+    [verse] = services.store.get(["Deuteronomy 6:4"])
+    analysis = QueryAnalysis(
+        text="שמע ישראל",
+        language="he",
+        terms=["שמע", "ישראל"],
+    )
+
+    [scored] = OfflineReranker(None).rerank(
+        analysis, None, [(Candidate(verse.ref), verse)], {}
+    )
+
+    plain = WEIGHTS["coverage"] * scored.coverage + WEIGHTS["phrase"] * scored.phrase
+    assert scored.score == pytest.approx(plain)

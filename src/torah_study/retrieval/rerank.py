@@ -36,6 +36,11 @@ COSINE_CEILING = 0.90
 WEIGHTS = {"dense": 0.40, "coverage": 0.20, "bm25": 0.10, "phrase": 0.20}
 # Added when a passage belongs to the part of the library the question names.
 CATEGORY_BONUS = 0.10
+# Parts of the library from the earliest, which later ones quote.
+CANON_ORDER = ("Tanach", "Mishnah", "Tosefta", "Talmud", "Midrash")
+# A candidate that contains this share of the question's word pairs quotes it.
+QUOTE_PHRASE_SHARE = 0.4
+QUOTE_SOURCE_BONUS = 0.1
 # Candidates without a stored vector are embedded on the fly, up to this many,
 # because each costs tens of milliseconds on a CPU.
 MAX_ON_THE_FLY = 6
@@ -72,6 +77,7 @@ class Scored:
     score: float
     dense: float | None = None
     coverage: float = 0.0
+    phrase: float = 0.0
 
 
 class Reranker(Protocol):
@@ -152,6 +158,29 @@ def passage_words(record: SegmentRecord) -> list[str]:
     return normalize(f"{record.he} {record.en}").split()
 
 
+def _canon_rank(record: SegmentRecord) -> int:
+    """Return how early a passage's part of the library is (Tanakh first)."""
+    top = record.categories[0] if record.categories else ""
+    return CANON_ORDER.index(top) if top in CANON_ORDER else len(CANON_ORDER)
+
+
+def _favour_quote_source(scored: list[Scored]) -> None:
+    """Raise the earliest text among candidates that contain the question's quote.
+
+    A verse or mishnah is quoted by many later works, which contain the same
+    words and often score higher. When several candidates contain at least
+    ``QUOTE_PHRASE_SHARE`` of the question's word pairs, the ones from the
+    earliest part of the library get a bonus.
+    """
+    quoting = [s for s in scored if s.phrase >= QUOTE_PHRASE_SHARE]
+    if len(quoting) < 2:
+        return
+    earliest = min(_canon_rank(s.record) for s in quoting)
+    for passage in quoting:
+        if _canon_rank(passage.record) == earliest:
+            passage.score += QUOTE_SOURCE_BONUS
+
+
 def _word_score(coverage: float, phrase: float, bm25: float) -> float:
     """Return the part of the offline score that comes from words alone."""
     return (
@@ -226,7 +255,8 @@ class OfflineReranker:
                 across = (WEIGHTS["dense"] + word_weight) * stretched
                 score = max(score, across + WEIGHTS["bm25"] * bm25)
             score += CATEGORY_BONUS if hinted else 0.0
-            scored.append(Scored(candidate, record, score, dense, coverage))
+            scored.append(Scored(candidate, record, score, dense, coverage, phrase))
+        _favour_quote_source(scored)
         return sorted(scored, key=lambda s: s.score, reverse=True)
 
     @staticmethod
