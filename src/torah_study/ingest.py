@@ -247,16 +247,19 @@ def ingest(
 
     started = time.perf_counter()
     lexicon_path = settings.lexicon_path
-    if report.segments_written or not lexicon_path.exists():
+    saved = None if report.segments_written else Lexicon.read(lexicon_path)
+    if saved is None:
         # The lexicon is learned from every bilingual segment, so it is
-        # rebuilt whenever a book changed.
-        lexicon = build_lexicon(store.bilingual())
+        # rebuilt whenever a book changed or the saved one is missing or
+        # invalid.
+        # TODO: a run interrupted after writing books but before this stage
+        # leaves the old lexicon in place; record the ingest state it was
+        # built from.
+        saved = build_lexicon(store.bilingual())
         tmp = lexicon_path.with_suffix(".tmp")
-        lexicon.save(tmp)
+        saved.save(tmp)
         tmp.replace(lexicon_path)
-        report.lexicon_words = len(lexicon)
-    else:
-        report.lexicon_words = len(Lexicon.load(lexicon_path))
+    report.lexicon_words = len(saved)
     report.seconds["lexicon"] = time.perf_counter() - started
 
     started = time.perf_counter()

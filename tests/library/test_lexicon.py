@@ -44,13 +44,6 @@ def test_keeps_one_form_of_each_hebrew_word(lexicon: Lexicon) -> None:
             assert not same, (english, word, same)
 
 
-def test_translate_returns_each_word_once_and_skips_the_terms(lexicon: Lexicon) -> None:
-    words = lexicon.translate(["water", "waters", "מים"])
-    assert len(words) == len(set(words))
-    assert "מים" not in words
-    assert lexicon.translate(["zorblat"]) == []
-
-
 def test_round_trips_through_its_file(lexicon: Lexicon, tmp_path: Path) -> None:
     path = tmp_path / "lexicon.json"
     lexicon.save(path)
@@ -60,24 +53,55 @@ def test_round_trips_through_its_file(lexicon: Lexicon, tmp_path: Path) -> None:
     assert loaded.pairs == lexicon.pairs
 
 
-def test_missing_unreadable_or_older_files_give_an_empty_lexicon(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[]",
+        "null",
+        json.dumps({"format": 1}),
+        json.dumps({"format": 0, "english": {}, "hebrew": {}, "pairs": 0}),
+        json.dumps({"format": 1, "english": {"a": [["x"]]}, "hebrew": {}, "pairs": 1}),
+    ],
+    ids=["not-json", "list", "null", "no-entries", "older-format", "bad-entry"],
+)
+def test_invalid_file_gives_empty_lexicon(
+    content: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert len(Lexicon.load(tmp_path / "absent.json")) == 0
-    broken = tmp_path / "broken.json"
-    broken.write_text("{not json", encoding="utf-8")
+    path = tmp_path / "lexicon.json"
+    path.write_text(content, encoding="utf-8")
     with caplog.at_level(logging.WARNING):
-        assert len(Lexicon.load(broken)) == 0
-    assert "unreadable lexicon" in caplog.text
-    older = tmp_path / "older.json"
-    older.write_text(json.dumps({"format": 0, "english": {"a": []}}), encoding="utf-8")
-    assert len(Lexicon.load(older)) == 0
+        assert Lexicon.read(path) is None
+        assert len(Lexicon.load(path)) == 0
+    assert "invalid lexicon" in caplog.text
+    assert str(path) in caplog.text
+
+
+def test_missing_file_gives_empty_lexicon(tmp_path: Path) -> None:
+    assert Lexicon.read(tmp_path / "absent.json") is None
+    assert len(Lexicon.load(tmp_path / "absent.json")) == 0
 
 
 def test_ingest_saves_the_lexicon(library_settings) -> None:  # type: ignore[no-untyped-def]
     saved = Lexicon.load(library_settings.lexicon_path)
     assert len(saved) > 500
     assert "מים" in saved.to_hebrew("water")
+
+
+def test_ingest_rebuilds_an_invalid_lexicon(library_settings, export_dir) -> None:  # type: ignore[no-untyped-def]
+    from torah_study.ingest import ingest
+
+    path = library_settings.lexicon_path
+    good = path.read_text(encoding="utf-8")
+    path.write_text("[]", encoding="utf-8")
+    try:
+        report = ingest(library_settings, export_dir, show_progress=False)
+        rebuilt = Lexicon.read(path)
+        assert rebuilt is not None
+        assert report.lexicon_words == len(rebuilt)
+        assert "מים" in rebuilt.to_hebrew("water")
+    finally:
+        path.write_text(good, encoding="utf-8")
 
 
 def test_coverage_counts_a_term_found_through_its_translation() -> None:

@@ -98,3 +98,29 @@ def test_cohere_rerank_sends_at_most_one_search_unit(base_url: str) -> None:
     assert len(request["body"]["documents"]) == COHERE_MAX_DOCUMENTS
     assert len(scored) == COHERE_MAX_DOCUMENTS
     assert "Placeholder 150" not in {s.record.ref for s in scored}
+
+
+def test_cohere_rerank_sends_named_work_first(base_url: str) -> None:
+    REQUESTS.clear()
+    reranker = CohereReranker("test-key", "rerank-v3.5", base_url=base_url)
+    # Placeholder records after the fused ones, as a named commentator's
+    # comments are added after the fused candidates.
+    fused = [
+        (Candidate(f"Placeholder {n}"), _record(f"Placeholder {n}", f"record {n}"))
+        for n in range(1, 151)
+    ]
+    comment = _record("Rashi on Genesis 1:1:1", "a comment")
+    candidates = [*fused, (Candidate(comment.ref), comment)]
+    analysis = QueryAnalysis(
+        text="How does Rashi explain the first verse?",
+        language="en",
+        terms=["rashi"],
+        commentators=["Rashi"],
+    )
+
+    scored = reranker.rerank(analysis, None, candidates, {})
+
+    (request,) = REQUESTS
+    assert request["body"]["documents"][0].startswith("Rashi on Genesis 1:1:1")
+    assert "Rashi on Genesis 1:1:1" in {s.record.ref for s in scored}
+    assert len(scored) == COHERE_MAX_DOCUMENTS

@@ -74,11 +74,10 @@ def test_quote_source_outranks_later_quotations(services) -> None:  # type: igno
     )
     candidates = [(Candidate(r.ref), r) for r in (talmud, verse)]
 
-    scored = {
-        s.record.ref: s
-        for s in OfflineReranker(None).rerank(analysis, None, candidates, {})
-    }
+    ranked = OfflineReranker(None).rerank(analysis, None, candidates, {})
+    scored = {s.record.ref: s for s in ranked}
 
+    assert [s.record.ref for s in ranked] == ["Deuteronomy 6:4", "Berakhot 13b:32"]
     source, quotation = scored["Deuteronomy 6:4"], scored["Berakhot 13b:32"]
     assert source.phrase >= QUOTE_PHRASE_SHARE
     assert quotation.phrase >= QUOTE_PHRASE_SHARE

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,11 +43,14 @@ MAX_TRANSLATIONS = 3
 # Segments with more words than this are skipped, because in a long passage
 # every word occurs with every other, which teaches nothing.
 MAX_SEGMENT_WORDS = 90
-# Pair keys are counted in chunks of this many segments to bound memory.
+# Pair keys are counted in chunks of this many segments, so the array that
+# np.unique sorts stays at tens of millions of keys.
 CHUNK_SEGMENTS = 5_000
 
-# English function words; Hebrew function words are frequent enough that
-# the Dice coefficient already pushes them out.
+# English function words. Hebrew ones are not listed, and the Dice
+# coefficient keeps most of them out.
+# TODO: a few remain as translations (israel → את, land → אשר) and inflate
+# term coverage; drop the query's Hebrew stop words here.
 _ENGLISH_STOP = frozenset(
     """
     a about above after again against all also am an and any are as at be
@@ -121,16 +124,6 @@ class Lexicon:
                 return [e for e, _ in self.hebrew[form]]
         return []
 
-    def translate(self, terms: Sequence[str]) -> list[str]:
-        """Return the other-language words for ``terms``, without repeats."""
-        found: list[str] = []
-        for term in terms:
-            if term.isascii():
-                found.extend(self.to_hebrew(term))
-            else:
-                found.extend(self.to_english(term))
-        return [word for word in dict.fromkeys(found) if word not in terms]
-
     def save(self, path: Path) -> None:
         data = {
             "format": LEXICON_FORMAT,
@@ -141,27 +134,39 @@ class Lexicon:
         path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> Lexicon:
-        """Read a saved lexicon; a missing or older file gives an empty one."""
+    def read(cls, path: Path) -> Lexicon | None:
+        """Read a saved lexicon, or return None when the file is missing or invalid.
+
+        An invalid file (unreadable, not JSON, another format or a wrong
+        shape) is logged with its path.
+        """
         if not path.exists():
-            return cls()
+            return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            logger.warning("Ignoring the unreadable lexicon %s: %s", path, error)
-            return cls()
-        if data.get("format") != LEXICON_FORMAT:
-            return cls()
+            if data["format"] != LEXICON_FORMAT:
+                raise ValueError(
+                    f"format {data['format']!r}, expected {LEXICON_FORMAT}"
+                )
+            return cls(
+                _entries(data["english"]), _entries(data["hebrew"]), int(data["pairs"])
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            logger.warning("Ignoring the invalid lexicon %s: %s", path, error)
+            return None
 
-        def entries(
-            raw: dict[str, list[list[object]]],
-        ) -> dict[str, list[tuple[str, float]]]:
-            return {
-                word: [(str(other), float(score)) for other, score in options]  # type: ignore[arg-type]
-                for word, options in raw.items()
-            }
+    @classmethod
+    def load(cls, path: Path) -> Lexicon:
+        """Read a saved lexicon; a missing or invalid file gives an empty one."""
+        return cls.read(path) or cls()
 
-        return cls(entries(data["english"]), entries(data["hebrew"]), data["pairs"])
+
+def _entries(raw: dict[str, list[list[object]]]) -> dict[str, list[tuple[str, float]]]:
+    """Return one direction of a saved lexicon with typed entries."""
+    return {
+        str(word): [(str(other), float(score)) for other, score in options]  # type: ignore[arg-type]
+        for word, options in raw.items()
+    }
 
 
 def build_lexicon(pairs: Iterable[tuple[str, str]]) -> Lexicon:
@@ -215,6 +220,8 @@ def build_lexicon(pairs: Iterable[tuple[str, str]]) -> Lexicon:
         hebrew_word = hebrew_words_by_id[hebrew_of[index]]
         score = round(float(dice[index]), 4)
         options = lexicon.english.setdefault(english_word, [])
+        # TODO: at equal scores the form without prefix letters wins, even when
+        # the letter is part of the word (דסה is kept for hadassah, not הדסה).
         # A form that is a better translation minus its first letters (בוד
         # beside כבוד, מונה beside שמונה) is a prefix wrongly stripped, and a
         # better translation with a prefix (לצדקה beside צדקה) adds nothing,

@@ -5,7 +5,8 @@ the gate can threshold. They are the dense cosine between question and
 passage, the share of the question's content words found in the passage,
 the share of its word pairs found there, and the BM25 score relative to the
 best candidate. A passage from the part of the library the question names
-gets a bonus. No cross-encoder ships its weights in a
+gets a bonus, and so does the earliest of several passages that contain a
+quotation from the question. No cross-encoder ships its weights in a
 package registry, so this scorer stands in for one; Cohere rerank is the
 remote option.
 """
@@ -36,7 +37,8 @@ COSINE_CEILING = 0.90
 WEIGHTS = {"dense": 0.40, "coverage": 0.20, "bm25": 0.10, "phrase": 0.20}
 # Added when a passage belongs to the part of the library the question names.
 CATEGORY_BONUS = 0.10
-# Parts of the library from the earliest, which later ones quote.
+# Top-level categories, earliest first, by their core texts. A later work
+# filed under one (Ein Yaakov under Midrash) shares its place.
 CANON_ORDER = ("Tanach", "Mishnah", "Tosefta", "Talmud", "Midrash")
 # A candidate that contains this share of the question's word pairs quotes it.
 QUOTE_PHRASE_SHARE = 0.4
@@ -70,7 +72,11 @@ def passage_text(record: SegmentRecord) -> str:
 
 @dataclass
 class Scored:
-    """A candidate with its record and its relevance score (0–1)."""
+    """A candidate with its record and its relevance score.
+
+    The offline score is 0–1 before the bonuses for a named part of the
+    library and for the source of a quote, which can add 0.2 together.
+    """
 
     candidate: Candidate
     record: SegmentRecord
@@ -301,9 +307,20 @@ class CohereReranker:
         candidates: Sequence[tuple[Candidate, SegmentRecord]],
         vectors: dict[str, npt.NDArray[np.float32]],
     ) -> list[Scored]:
-        # Cohere bills a search unit per 100 documents, so only the best
-        # fused candidates are sent.
-        candidates = candidates[:COHERE_MAX_DOCUMENTS]
+        # Cohere bills one search unit per query of up to 100 documents
+        # (cohere.com/pricing), so at most 100 are sent. The part of the
+        # library the question names goes first, because a named
+        # commentator's comments join the list last. The rest follow in
+        # fused order.
+        named = [pair for pair in candidates if in_scope(analysis, pair[1])]
+        others = [pair for pair in candidates if not in_scope(analysis, pair[1])]
+        if len(candidates) > COHERE_MAX_DOCUMENTS:
+            logger.info(
+                "Sending Cohere %d of %d candidates",
+                COHERE_MAX_DOCUMENTS,
+                len(candidates),
+            )
+        candidates = [*named, *others][:COHERE_MAX_DOCUMENTS]
         if not candidates:
             return []
         documents = [f"{r.ref}\n{r.he}\n{r.en}" for _, r in candidates]

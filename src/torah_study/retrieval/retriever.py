@@ -42,7 +42,7 @@ COMMENTS_PER_PASSAGE = 6
 # Terms a reformulation may add to a question's own.
 MAX_EXTRA_TERMS = 12
 # Other-language words searched for each term of a question.
-MAX_TRANSLATIONS = 4
+MAX_TRANSLATIONS_PER_TERM = 4
 
 
 @dataclass
@@ -357,7 +357,7 @@ class Retriever:
                 w
                 for w in dict.fromkeys([*glossary_forms(term), *learned])
                 if w not in terms
-            ][:MAX_TRANSLATIONS]
+            ][:MAX_TRANSLATIONS_PER_TERM]
             if forms:
                 translations[term] = forms
         return translations
