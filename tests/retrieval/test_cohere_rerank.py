@@ -59,6 +59,14 @@ def _record(ref: str, en: str) -> SegmentRecord:
     return SegmentRecord(ref=ref, book=ref.rsplit(" ", 1)[0], pos="", en=en)
 
 
+def _placeholders(count: int) -> list[tuple[Candidate, SegmentRecord]]:
+    """Return placeholder candidates, for tests where only their number matters."""
+    return [
+        (Candidate(f"Placeholder {n}"), _record(f"Placeholder {n}", f"record {n}"))
+        for n in range(1, count + 1)
+    ]
+
+
 def test_cohere_rerank_orders_by_score(base_url: str) -> None:
     REQUESTS.clear()
     reranker = CohereReranker("test-key", "rerank-v3.5", base_url=base_url)
@@ -85,11 +93,7 @@ def test_cohere_rerank_orders_by_score(base_url: str) -> None:
 def test_cohere_rerank_sends_at_most_one_search_unit(base_url: str) -> None:
     REQUESTS.clear()
     reranker = CohereReranker("test-key", "rerank-v3.5", base_url=base_url)
-    # Placeholder records: only how many are sent matters here.
-    candidates = [
-        (Candidate(f"Placeholder {n}"), _record(f"Placeholder {n}", f"record {n}"))
-        for n in range(1, 151)
-    ]
+    candidates = _placeholders(150)
     analysis = QueryAnalysis(text="creation", language="en", terms=["creation"])
 
     scored = reranker.rerank(analysis, None, candidates, {})
@@ -103,12 +107,8 @@ def test_cohere_rerank_sends_at_most_one_search_unit(base_url: str) -> None:
 def test_cohere_rerank_sends_named_work_first(base_url: str) -> None:
     REQUESTS.clear()
     reranker = CohereReranker("test-key", "rerank-v3.5", base_url=base_url)
-    # Placeholder records after the fused ones, as a named commentator's
-    # comments are added after the fused candidates.
-    fused = [
-        (Candidate(f"Placeholder {n}"), _record(f"Placeholder {n}", f"record {n}"))
-        for n in range(1, 151)
-    ]
+    # A named commentator's comments are added after the fused candidates.
+    fused = _placeholders(150)
     comment = _record("Rashi on Genesis 1:1:1", "a comment")
     candidates = [*fused, (Candidate(comment.ref), comment)]
     analysis = QueryAnalysis(
