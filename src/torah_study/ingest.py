@@ -253,7 +253,7 @@ def ingest(
         # rebuilt whenever a book changed or the saved one is missing or
         # invalid.
         # TODO: a run interrupted after writing books but before this stage
-        # leaves the old lexicon in place; record the ingest state it was
+        # leaves the old lexicon in place. Record the ingest state it was
         # built from.
         saved = build_lexicon(store.bilingual())
         tmp = lexicon_path.with_suffix(".tmp")

@@ -18,16 +18,16 @@ def lexicon(services) -> Lexicon:  # type: ignore[no-untyped-def]
     return build_lexicon(services.store.bilingual())
 
 
-def test_english_keys_drop_plain_plural_endings() -> None:
+def test_english_key_drops_plurals() -> None:
     assert english_key("Levels") == "level"
     assert english_key("cities") == "city"
     assert english_key("glass") == "glass"
     assert english_key("Israel's") == "israel"
 
 
-def test_learns_translations_from_the_bilingual_texts(lexicon: Lexicon) -> None:
-    # Counted over the Torah, Psalms, Pirkei Avot, Mishnah and Talmud texts
-    # of the test library, each of which carries both languages.
+def test_learns_translations_both_ways(lexicon: Lexicon) -> None:
+    # Counted over the bilingual segments of the test library (Torah,
+    # Psalms, Pirkei Avot, Mishnah, Talmud).
     assert lexicon.pairs > 5_000
     assert "מים" in lexicon.to_hebrew("water")
     assert "שבת" in lexicon.to_hebrew("Sabbath")
@@ -88,7 +88,7 @@ def test_ingest_saves_the_lexicon(library_settings) -> None:  # type: ignore[no-
     assert "מים" in saved.to_hebrew("water")
 
 
-def test_ingest_rebuilds_an_invalid_lexicon(library_settings, export_dir) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_rebuilds_invalid_lexicon(library_settings, export_dir) -> None:  # type: ignore[no-untyped-def]
     from torah_study.ingest import ingest
 
     path = library_settings.lexicon_path
@@ -104,7 +104,15 @@ def test_ingest_rebuilds_an_invalid_lexicon(library_settings, export_dir) -> Non
         path.write_text(good, encoding="utf-8")
 
 
-def test_coverage_counts_a_term_found_through_its_translation() -> None:
+def test_coverage_counts_translated_terms() -> None:
     words = ["ויאמר", "אלהים", "יהי", "המים"]
     assert term_coverage(["water", "light"], words) == 0.0
     assert term_coverage(["water", "light"], words, {"water": ["מים"]}) == 0.5
+
+
+def test_build_ignores_input_order(services) -> None:  # type: ignore[no-untyped-def]
+    pairs = list(services.store.bilingual())
+    forward = build_lexicon(pairs)
+    backward = build_lexicon(reversed(pairs))
+    assert forward.english == backward.english
+    assert forward.hebrew == backward.hebrew

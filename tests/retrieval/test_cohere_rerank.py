@@ -90,7 +90,7 @@ def test_cohere_rerank_orders_by_score(base_url: str) -> None:
     assert request["auth"] == "Bearer test-key"
 
 
-def test_cohere_rerank_sends_at_most_one_search_unit(base_url: str) -> None:
+def test_cohere_rerank_caps_documents(base_url: str) -> None:
     REQUESTS.clear()
     reranker = CohereReranker("test-key", "rerank-v3.5", base_url=base_url)
     candidates = _placeholders(150)

@@ -1,8 +1,8 @@
 """An English–Hebrew word list learned from the library's own translations.
 
-Much of the library has Hebrew only (most Talmud tractates, the Mishneh
-Torah, the Shulchan Arukh), so an English question shares no word with the
-passage that answers it. Every segment that carries both languages is a
+Much of the library has Hebrew only (most of the Shulchan Arukh and the
+commentaries), so an English question may share no word with the passage
+that answers it. Every segment that carries both languages is a
 pair of aligned sentences, and a word that translates another keeps turning
 up in the same pairs: "charity" with צדקה, "lamp" with נר. The lexicon
 counts, over all pairs, the segments in which each English word and each
@@ -47,10 +47,10 @@ MAX_SEGMENT_WORDS = 90
 # np.unique sorts stays at tens of millions of keys.
 CHUNK_SEGMENTS = 5_000
 
-# English function words. Hebrew ones are not listed, and the Dice
+# English function words. Hebrew ones are not listed, because the Dice
 # coefficient keeps most of them out.
 # TODO: a few remain as translations (israel → את, land → אשר) and inflate
-# term coverage; drop the query's Hebrew stop words here.
+# term coverage. Drop the query's Hebrew stop words here.
 _ENGLISH_STOP = frozenset(
     """
     a about above after again against all also am an and any are as at be
@@ -114,8 +114,11 @@ class Lexicon:
 
     def to_hebrew(self, word: str) -> list[str]:
         """Return the Hebrew words that translate an English word."""
-        keys = [english_key(token) for token in tokenize(normalize(word))]
-        return [h for key in keys[:1] for h, _ in self.english.get(key, [])]
+        # normalize() gives a word its counted spelling ("Sabbath" → "shabbat").
+        tokens = tokenize(normalize(word))
+        if not tokens:
+            return []
+        return [hebrew for hebrew, _ in self.english.get(english_key(tokens[0]), [])]
 
     def to_english(self, word: str) -> list[str]:
         """Return the English words for a Hebrew word, trying it without prefixes."""
@@ -157,8 +160,9 @@ class Lexicon:
 
     @classmethod
     def load(cls, path: Path) -> Lexicon:
-        """Read a saved lexicon; a missing or invalid file gives an empty one."""
-        return cls.read(path) or cls()
+        """Return the saved lexicon, or an empty one if it is missing or invalid."""
+        saved = cls.read(path)
+        return cls() if saved is None else saved
 
 
 def _entries(raw: dict[str, list[list[object]]]) -> dict[str, list[tuple[str, float]]]:
@@ -171,6 +175,40 @@ def _entries(raw: dict[str, list[list[object]]]) -> dict[str, list[tuple[str, fl
 
 def build_lexicon(pairs: Iterable[tuple[str, str]]) -> Lexicon:
     """Learn a lexicon from (Hebrew, English) texts of the same segments."""
+    segments, english_count, hebrew_count = _read_segments(pairs)
+    english_ids = _word_ids(english_count)
+    hebrew_ids = _word_ids(hebrew_count)
+    lexicon = Lexicon(pairs=len(segments))
+    if not english_ids or not hebrew_ids:
+        return lexicon
+
+    width = len(hebrew_ids)
+    keys, counts = _count_pairs(segments, english_ids, hebrew_ids, width)
+    keep = counts >= MIN_PAIR_COUNT
+    keys, counts = keys[keep], counts[keep]
+    english_of, hebrew_of = keys // width, keys % width
+    english_df = np.array([english_count[w] for w in english_ids], dtype=np.float64)
+    hebrew_df = np.array([hebrew_count[w] for w in hebrew_ids], dtype=np.float64)
+    dice = 2 * counts / (english_df[english_of] + hebrew_df[hebrew_of])
+    strong = dice >= MIN_DICE
+    english_of, hebrew_of, dice = english_of[strong], hebrew_of[strong], dice[strong]
+
+    english_words_by_id = list(english_ids)
+    hebrew_words_by_id = list(hebrew_ids)
+    for index in np.argsort(-dice, kind="stable"):
+        _add_pair(
+            lexicon,
+            english_words_by_id[english_of[index]],
+            hebrew_words_by_id[hebrew_of[index]],
+            round(float(dice[index]), 4),
+        )
+    return lexicon
+
+
+def _read_segments(
+    pairs: Iterable[tuple[str, str]],
+) -> tuple[list[tuple[set[str], set[str]]], Counter[str], Counter[str]]:
+    """Return the word sets of each usable segment and each word's segment count."""
     segments: list[tuple[set[str], set[str]]] = []
     english_count: Counter[str] = Counter()
     hebrew_count: Counter[str] = Counter()
@@ -185,57 +223,37 @@ def build_lexicon(pairs: Iterable[tuple[str, str]]) -> Lexicon:
         segments.append((english, hebrew))
         english_count.update(english)
         hebrew_count.update(hebrew)
-    english_ids = {
-        w: i
-        for i, w in enumerate(
-            w for w, c in english_count.items() if c >= MIN_WORD_COUNT
-        )
-    }
-    hebrew_ids = {
-        w: i
-        for i, w in enumerate(w for w, c in hebrew_count.items() if c >= MIN_WORD_COUNT)
-    }
-    if not english_ids or not hebrew_ids:
-        return Lexicon(pairs=len(segments))
-    width = len(hebrew_ids)
-    keys, counts = _count_pairs(segments, english_ids, hebrew_ids, width)
-    english_words_by_id = list(english_ids)
-    hebrew_words_by_id = list(hebrew_ids)
-    english_df = np.array(
-        [english_count[w] for w in english_words_by_id], dtype=np.float64
+    return segments, english_count, hebrew_count
+
+
+def _word_ids(count: Counter[str]) -> dict[str, int]:
+    """Number the words that occur in at least ``MIN_WORD_COUNT`` segments.
+
+    Words are numbered in sorted order, so pairs with equal scores are kept
+    in the same order on every run (set order changes with string hashing).
+    """
+    frequent = sorted(word for word, seen in count.items() if seen >= MIN_WORD_COUNT)
+    return {word: index for index, word in enumerate(frequent)}
+
+
+def _add_pair(lexicon: Lexicon, english: str, hebrew: str, score: float) -> None:
+    """Add one pair, in descending score order, to both directions of ``lexicon``."""
+    options = lexicon.english.setdefault(english, [])
+    # A form that is a better translation minus its first letters (בוד beside
+    # כבוד, מונה beside שמונה) comes from a letter of the word stripped as a
+    # prefix. A better translation with a prefix (לצדקה beside צדקה) adds
+    # nothing, because search adds the forms without prefixes itself.
+    # TODO: at equal scores the form without prefix letters wins, even when
+    # the letter is part of the word (דסה is kept for hadassah, not הדסה).
+    redundant = any(
+        hebrew in prefix_variants(better) or better in prefix_variants(hebrew)
+        for better, _ in options
     )
-    hebrew_df = np.array(
-        [hebrew_count[w] for w in hebrew_words_by_id], dtype=np.float64
-    )
-    keep = counts >= MIN_PAIR_COUNT
-    keys, counts = keys[keep], counts[keep]
-    english_of, hebrew_of = keys // width, keys % width
-    dice = 2 * counts / (english_df[english_of] + hebrew_df[hebrew_of])
-    strong = dice >= MIN_DICE
-    english_of, hebrew_of, dice = english_of[strong], hebrew_of[strong], dice[strong]
-    lexicon = Lexicon(pairs=len(segments))
-    order = np.argsort(-dice, kind="stable")
-    for index in order:
-        english_word = english_words_by_id[english_of[index]]
-        hebrew_word = hebrew_words_by_id[hebrew_of[index]]
-        score = round(float(dice[index]), 4)
-        options = lexicon.english.setdefault(english_word, [])
-        # TODO: at equal scores the form without prefix letters wins, even when
-        # the letter is part of the word (דסה is kept for hadassah, not הדסה).
-        # A form that is a better translation minus its first letters (בוד
-        # beside כבוד, מונה beside שמונה) is a prefix wrongly stripped, and a
-        # better translation with a prefix (לצדקה beside צדקה) adds nothing,
-        # because search adds the forms without prefixes itself.
-        redundant = any(
-            hebrew_word in prefix_variants(h) or h in prefix_variants(hebrew_word)
-            for h, _ in options
-        )
-        if len(options) < MAX_TRANSLATIONS and not redundant:
-            options.append((hebrew_word, score))
-        options = lexicon.hebrew.setdefault(hebrew_word, [])
-        if len(options) < MAX_TRANSLATIONS:
-            options.append((english_word, score))
-    return lexicon
+    if len(options) < MAX_TRANSLATIONS and not redundant:
+        options.append((hebrew, score))
+    options = lexicon.hebrew.setdefault(hebrew, [])
+    if len(options) < MAX_TRANSLATIONS:
+        options.append((english, score))
 
 
 def _count_pairs(

@@ -312,8 +312,10 @@ class CohereReranker:
         # library the question names goes first, because a named
         # commentator's comments join the list last. The rest follow in
         # fused order.
-        named = [pair for pair in candidates if in_scope(analysis, pair[1])]
-        others = [pair for pair in candidates if not in_scope(analysis, pair[1])]
+        named: list[tuple[Candidate, SegmentRecord]] = []
+        others: list[tuple[Candidate, SegmentRecord]] = []
+        for pair in candidates:
+            (named if in_scope(analysis, pair[1]) else others).append(pair)
         if len(candidates) > COHERE_MAX_DOCUMENTS:
             logger.info(
                 "Sending Cohere %d of %d candidates",
