@@ -128,7 +128,7 @@ def parse_line(raw: bytes) -> DumpRow | None:
     missing = [k for k in ("ref", "lang") if not isinstance(meta.get(k), str)]
     if not isinstance(text, str):
         missing.insert(0, "text")
-    if missing:
+    if missing or not isinstance(text, str):
         raise DumpLineError(f"missing {', '.join(missing)}")
     try:
         title, positions, talmud = split_ref(meta["ref"])
