@@ -77,13 +77,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         updates["dense_scope"] = tuple(args.dense_scope)
     settings = settings.model_copy(update=updates)
     export_dir = args.export_dir or settings.export_dir
-    if export_dir is None:
+    dumps = [Path(p) for p in args.dump or []]
+    if export_dir is None and not dumps and not settings.dump_paths:
         return _fail(
-            "no export folder: pass --export-dir or set TORAH_STUDY_EXPORT_DIR "
-            "(download one with `torah-study library fetch`)."
+            "nothing to ingest: pass --export-dir or --dump, or set "
+            "TORAH_STUDY_EXPORT_DIR or TORAH_STUDY_DUMP_PATHS "
+            "(download an export with `torah-study library fetch`)."
         )
     try:
-        report = ingest(settings, Path(export_dir), show_progress=not args.quiet)
+        report = ingest(
+            settings,
+            Path(export_dir) if export_dir is not None else None,
+            dumps=dumps,
+            links=[Path(p) for p in args.links or []],
+            show_progress=not args.quiet,
+        )
     except ExportError as error:
         return _fail(str(error))
     print(report.summary())
@@ -526,6 +534,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="read an export into the index")
     ingest.add_argument("--export-dir", type=Path, help="Sefaria-Export folder")
+    ingest.add_argument(
+        "--dump",
+        type=Path,
+        nargs="+",
+        action="extend",
+        help="Sefaria dataset dump (JSON Lines); repeatable",
+    )
+    ingest.add_argument(
+        "--links",
+        type=Path,
+        nargs="+",
+        action="extend",
+        help="links CSV file outside the export; repeatable",
+    )
     ingest.add_argument("--books", nargs="*", help="only these titles or categories")
     ingest.add_argument(
         "--dense-scope",

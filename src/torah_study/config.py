@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DENSE_SCOPE = (
-    "Tanach",
+    "Tanakh",
     "Mishnah",
     "Mishneh Torah",
     "Shulchan Arukh",
@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     export_dir: Path | None = Field(
         default=None,
         description="Folder of a Sefaria-Export tree (the one that contains json/).",
+    )
+    dump_paths: tuple[Path, ...] = Field(
+        default=(),
+        description=(
+            "Sefaria dataset dump files (JSON Lines, one segment per line) to "
+            "ingest next to or instead of an export; in the environment a JSON "
+            'list such as ["/data/sefaria.jsonl"].'
+        ),
+    )
+    link_paths: tuple[Path, ...] = Field(
+        default=(),
+        description="Links CSV files outside an export, read during ingestion.",
     )
     data_dir: Path = Field(default_factory=_default_data_dir)
     web_dir: Path | None = Field(

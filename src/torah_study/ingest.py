@@ -1,4 +1,4 @@
-"""Ingestion: export files → segments → keyword index → dense vectors.
+"""Ingestion: export files and dataset dumps → segments → keyword index → vectors.
 
 Each stage is resumable. A book is rewritten only when the content hash of
 its chosen files changed, and a segment is embedded only when its text
@@ -34,6 +34,14 @@ from torah_study.library.catalog import (
     Book,
     Catalog,
     read_toc_titles,
+)
+from torah_study.library.categories import names_any
+from torah_study.library.dump import (
+    STAGING_FILE,
+    DumpReport,
+    DumpStaging,
+    read_title_info,
+    staged_text_files,
 )
 from torah_study.library.export import (
     BookText,
@@ -75,6 +83,9 @@ class IngestReport:
     vectors_total: int = 0
     links: int = 0
     links_skipped: int = 0
+    links_bad: int = 0
+    foreign_versions: int = 0
+    dump: DumpReport = field(default_factory=DumpReport)
     lexicon_words: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -82,17 +93,28 @@ class IngestReport:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
         langs = ", ".join(f"{k} {v}" for k, v in sorted(self.languages.items()))
         lines = [
-            f"files read: {self.files} ({len(self.corrupt)} corrupt, skipped)",
+            f"files read: {self.files} ({len(self.corrupt)} corrupt, skipped; "
+            f"{self.foreign_versions} translations into other languages left out)",
             f"books: {self.books} ({self.books_skipped} unchanged)",
             f"segments: {self.segments} ({self.segments_written} written)",
             f"languages (segments with text): {langs}",
             f"vectors: {self.vectors_total} ({self.vectors_written} embedded now)",
             f"links: {self.links} ({self.links_skipped} naming texts the library "
-            "lacks, skipped)",
+            f"lacks, {self.links_bad} malformed rows, skipped)",
             f"lexicon: {self.lexicon_words} English words with Hebrew translations",
             f"time: {stages}",
         ]
+        if self.dump.files:
+            lines.append(
+                f"dump: {self.dump.files} files, {self.dump.lines} lines read now, "
+                f"{self.dump.staged} rows staged, {self.dump.foreign} rows in other "
+                f"languages left out, {self.dump.bad_count} bad lines skipped"
+            )
         lines.extend(f"corrupt file: {path}: {error}" for path, error in self.corrupt)
+        lines.extend(
+            f"bad dump line: {path}:{line}: {reason}"
+            for path, line, reason in self.dump.bad
+        )
         return "\n".join(lines)
 
 
@@ -127,7 +149,8 @@ def in_scope(book: Book, scope: Sequence[str]) -> bool:
         names = {book.title, book.commentator, "Commentary"}
     else:
         names = {book.title, *book.categories}
-    return any(name in names for name in scope)
+    # Category spellings differ between exports ("Tanach", "Tanakh").
+    return names_any(names, scope)
 
 
 def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:
@@ -174,22 +197,35 @@ def read_files(
     files: list[TextFile] = []
     for path in tqdm(paths, desc="read", unit="file", disable=not show):
         try:
-            files.append(read_text_file(path))
+            file = read_text_file(path)
         except (ExportError, OSError) as error:
             logger.error("Skipping corrupt file %s: %s", path, error)
             report.corrupt.append((str(path), str(error)))
+            continue
+        if file.foreign:
+            # A French or German translation filed under English/.
+            report.foreign_versions += 1
+            continue
+        files.append(file)
     report.files = len(paths)
     return files
 
 
 def ingest(
     settings: Settings,
-    export_dir: Path,
+    export_dir: Path | None,
     *,
+    dumps: Sequence[Path] = (),
+    links: Sequence[Path] = (),
     embeddings: Embeddings | None = None,
     show_progress: bool = True,
 ) -> IngestReport:
-    """Ingest ``export_dir`` into the settings' data folder and return a report."""
+    """Ingest an export, dataset dumps and links CSVs into the data folder.
+
+    ``dumps`` adds to ``settings.dump_paths`` and ``links`` to
+    ``settings.link_paths``. A title present in both the export and a dump
+    is read from the export. Links CSVs lying next to a dump are read too.
+    """
     report = IngestReport()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     state = IngestState(settings.data_dir / STATE_FILE)
@@ -202,47 +238,69 @@ def ingest(
     )
 
     started = time.perf_counter()
-    files = read_files(find_text_files(export_dir), report, show_progress)
+    dump_paths = list(dict.fromkeys([*settings.dump_paths, *dumps]))
+    if export_dir is None and not dump_paths:
+        raise ExportError("Nothing to ingest: give an export folder or a dump file.")
+    paths = find_text_files(export_dir) if export_dir is not None else []
+    files = read_files(paths, report, show_progress)
     groups: dict[str, list[TextFile]] = defaultdict(list)
     for file in files:
         groups[file.title].append(file)
-    schema_titles = read_schema_titles(export_dir)
-    parashot = read_parashot(export_dir)
+    schema_titles = read_schema_titles(export_dir) if export_dir else {}
+    title_info = read_title_info(export_dir)
+    parashot = read_parashot(export_dir) if export_dir else None
     if parashot:
         save_parashot(parashot, settings.parashot_path)
-    selected_books = settings.books
+    staging = _stage_dumps(dump_paths, settings, report, show_progress)
     report.seconds["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
     titles = sorted(groups, key=lambda t: (groups[t][0].categories, t))
     progress = tqdm(titles, desc="index", unit="book", disable=not show_progress)
     for order, title in enumerate(progress):
+        schema = title_info[title].schema if title in title_info else None
+        _index_title(
+            title, groups[title], order, schema, schema_titles,
+            store, catalog, state, settings, report,
+        )  # fmt: skip
+    if staging is not None:
         try:
-            book_texts = build_book_texts(groups[title], order)
-        except (TypeError, ValueError, AttributeError, RecursionError) as error:
-            # A malformed book is skipped and its stored copy is kept.
-            paths = ", ".join(str(f.path) for f in groups[title])
-            logger.error("Skipping %s (%s): %s", title, paths, error)
-            report.corrupt.append((paths, f"{title}: {error}"))
-            continue
-        for book_text in book_texts:
-            book = book_text.book
-            book.aliases, book.he_section_names = schema_titles.get(
-                book.title, ([], [])
+            dump_titles = [t for t in staging.titles() if t[0] not in groups]
+            progress = tqdm(
+                dump_titles, desc="index dump", unit="book", disable=not show_progress
             )
-            if selected_books and not in_scope(book, selected_books):
-                continue
-            _index_book(book_text, store, catalog, state, settings, report)
+            for order, (title, category) in enumerate(progress, start=len(titles)):
+                source = dump_paths[0] if len(dump_paths) == 1 else Path("dump")
+                dump_files = staged_text_files(
+                    staging, title, category, title_info, source
+                )
+                _index_title(
+                    title, dump_files, order, None, schema_titles,
+                    store, catalog, state, settings, report,
+                )  # fmt: skip
+        finally:
+            staging.close()
     report.seconds["parse+write"] = time.perf_counter() - started
 
-    toc = read_toc_titles(export_dir)
+    toc = read_toc_titles(export_dir) if export_dir else []
     if toc:
         outside = settings.catalog_path.with_name(OUTSIDE_TITLES_FILE)
         outside.write_text(json.dumps(toc, ensure_ascii=False), encoding="utf-8")
 
     started = time.perf_counter()
-    links = build_links(export_dir, catalog, settings.links_path)
-    report.links, report.links_skipped = links.stored, links.skipped
+    link_sources = [
+        *([export_dir] if export_dir is not None else []),
+        *(
+            csv
+            for dump in dump_paths
+            for csv in sorted(dump.parent.glob("*links*.csv"))
+        ),
+        *settings.link_paths,
+        *links,
+    ]
+    linked = build_links(link_sources, catalog, settings.links_path)
+    report.links, report.links_skipped = linked.stored, linked.skipped
+    report.links_bad = linked.bad
     report.seconds["links"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -273,6 +331,52 @@ def ingest(
     store.finish()
     report.seconds["index"] = time.perf_counter() - started
     return report
+
+
+def _stage_dumps(
+    paths: Sequence[Path], settings: Settings, report: IngestReport, show: bool
+) -> DumpStaging | None:
+    """Stage the rows of every dump file; return the staging table, or None."""
+    if not paths:
+        return None
+    staging = DumpStaging(settings.data_dir / STAGING_FILE)
+    for path in tqdm(paths, desc="stage dump", unit="file", disable=not show):
+        if not path.is_file():
+            staging.close()
+            raise ExportError(f"Dump file not found: {path}")
+        staging.stage(path, report.dump)
+    return staging
+
+
+def _index_title(
+    title: str,
+    files: Sequence[TextFile],
+    order: int,
+    schema: dict[str, Any] | None,
+    schema_titles: dict[str, tuple[list[str], list[str]]],
+    store: LanceStore,
+    catalog: Catalog,
+    state: IngestState,
+    settings: Settings,
+    report: IngestReport,
+) -> None:
+    """Build the books of one title (one per node of a complex text) and index them."""
+    try:
+        book_texts = build_book_texts(files, order, schema)
+    except (TypeError, ValueError, AttributeError, RecursionError) as error:
+        # A malformed book is skipped and its stored copy is kept.
+        paths = ", ".join(dict.fromkeys(str(f.path) for f in files))
+        logger.error("Skipping %s (%s): %s", title, paths, error)
+        report.corrupt.append((paths, f"{title}: {error}"))
+        return
+    for book_text in book_texts:
+        book = book_text.book
+        aliases, he_names = schema_titles.get(book.title, ([], []))
+        book.aliases = aliases
+        book.he_section_names = he_names or book.he_section_names
+        if settings.books and not in_scope(book, settings.books):
+            continue
+        _index_book(book_text, store, catalog, state, settings, report)
 
 
 def _index_book(

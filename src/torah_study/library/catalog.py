@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from torah_study.library.aliases import skeleton, usable
+from torah_study.library.categories import category_key, same_category
 from torah_study.library.hebrew import strip_marks
 from torah_study.library.refs import (
     Ref,
@@ -209,16 +210,29 @@ class Catalog:
             if book is None:
                 raise RefError(f"Unknown book {name!r} in the filter.")
             titles.append(book.title)
-        known = {title_key(c): c for b in self.books.values() for c in b.categories}
-        aliases = {"tanakh": "Tanach", "halacha": "Halakhah", "talmud bavli": "Bavli"}
         names = []
         for name in categories:
-            key = title_key(name)
-            found = known.get(key) or aliases.get(key)
+            fallback = {"halacha": "Halakhah", "talmud bavli": "Bavli"}
+            found = self.stored_category(name) or fallback.get(title_key(name))
             if found is None:
                 raise RefError(f"Unknown category {name!r} in the filter.")
             names.append(found)
         return tuple(titles), tuple(names)
+
+    def stored_category(self, name: str) -> str | None:
+        """Return the library's spelling of a category ("Tanach" for "Tanakh").
+
+        Exports spell some categories differently, so the name is matched
+        through :func:`category_key` and a few common alternatives.
+        """
+        known = {
+            category_key(title_key(c)): c
+            for b in self.books.values()
+            for c in b.categories
+        }
+        key = category_key(title_key(name))
+        aliases = {"halacha": "halakhah", "talmud bavli": "bavli"}
+        return known.get(key) or known.get(aliases.get(key, ""))
 
     def books_in(self, name: str) -> list[Book]:
         """Return the books whose title is ``name`` or whose categories include it."""
@@ -227,7 +241,7 @@ class Catalog:
             book
             for book in self.books.values()
             if title_key(book.title) == key
-            or any(title_key(c) == key for c in book.categories)
+            or any(same_category(title_key(c), key) for c in book.categories)
         ]
 
     def commentary(self, commentator: str, base_title: str) -> Book | None:

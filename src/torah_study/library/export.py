@@ -2,7 +2,12 @@
 
 Everything is taken from inside each file (title, language, categories,
 section names, version), never from folder names, because the export's folder
-layout has changed over the years while the file format has not.
+layout has changed over the years while the file format has not. Both the
+2015 layout (``Tanach``, ``Commentary/…``) and the current one (``Tanakh``,
+``Rishonim on Tanakh/…``, version files with ``actualLanguage``,
+``isPrimary`` and other newer fields) are read. Translations into other
+languages, which the current export files under ``English/`` with a suffix
+such as ``[fr]`` in the version title, are recognised and left out.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +28,8 @@ from torah_study.library.refs import Ref
 logger = logging.getLogger(__name__)
 
 LANGUAGES = ("he", "en")
+# "Le Pentateuque [fr]": the language of a translation filed under English/.
+_LANGUAGE_SUFFIX = re.compile(r"\[([a-z]{2,3})\]\s*$")
 
 
 class ExportError(ValueError):
@@ -46,6 +54,38 @@ class TextFile:
     merged: bool = False
     digest: str = ""
     sources: list[str] = field(default_factory=list)
+    # The language of the words themselves: "fr" for a French translation
+    # that the export files as ``language: "en"``.
+    actual_language: str = ""
+    primary: bool = False
+    schema: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def foreign(self) -> bool:
+        """Tell whether the words are in a language other than Hebrew or English."""
+        return bool(self.actual_language) and self.actual_language != self.language
+
+
+def actual_language(data: dict[str, Any], language: str) -> str:
+    """Return the language of a version's words, from the newer fields.
+
+    ``actualLanguage`` wins; else a ``[xx]`` suffix of the version title;
+    else ``language`` itself. Aramaic ("arc") and Judeo-Arabic texts filed
+    as Hebrew count as Hebrew, as Sefaria shows them in the Hebrew column.
+    """
+    declared = data.get("actualLanguage")
+    if isinstance(declared, str) and declared.strip():
+        code = declared.strip().lower()
+    else:
+        match = _LANGUAGE_SUFFIX.search(str(data.get("versionTitle") or ""))
+        code = match.group(1) if match else language
+    if language == "he" and code in _HEBREW_COLUMN:
+        return "he"
+    return code
+
+
+# Languages Sefaria files as Hebrew and shows in the Hebrew column.
+_HEBREW_COLUMN = frozenset(["he", "arc", "jrb", "yi", "lad"])
 
 
 @dataclass
@@ -145,12 +185,15 @@ def _text_file(path: Path, raw: bytes, data: dict[str, Any], language: str) -> T
         merged=data.get("versionTitle") == "merged",
         digest=hashlib.sha256(raw).hexdigest(),
         sources=[str(v[0]) for v in data.get("versions") or [] if v],
+        actual_language=actual_language(data, language),
+        primary=bool(data.get("isPrimary")),
+        schema=data["schema"] if isinstance(data.get("schema"), dict) else {},
     )
 
 
 def _schema_section_names(data: dict[str, Any]) -> list[str]:
     schema = data.get("schema") or {}
-    names = schema.get("sectionNames")
+    names = schema.get("sectionNames") if isinstance(schema, dict) else None
     if names:
         return list(names)
     depth = _depth(data.get("text"))
@@ -166,18 +209,22 @@ def _depth(value: Any) -> int:
 
 
 def choose_versions(files: Sequence[TextFile]) -> dict[str, TextFile]:
-    """Pick one version per language: merged.json first, then the highest priority."""
+    """Pick one version per language: merged.json first, then the primary one,
+    then the highest priority. Translations into other languages are skipped.
+    """
     chosen: dict[str, TextFile] = {}
     for file in files:
+        if file.foreign:
+            continue
         current = chosen.get(file.language)
         if current is None or _rank(file) > _rank(current):
             chosen[file.language] = file
     return chosen
 
 
-def _rank(file: TextFile) -> tuple[bool, float, str]:
-    # Ties go to the alphabetically first version title, so runs are repeatable.
-    return (file.merged, file.priority, "~" + file.version_title[::-1])
+def _rank(file: TextFile) -> tuple[bool, bool, float, str]:
+    # Ties are broken by the version title, so runs are repeatable.
+    return (file.merged, file.primary, file.priority, "~" + file.version_title[::-1])
 
 
 def walk_text(
@@ -232,42 +279,153 @@ class BookText:
     files: list[Path]
 
 
+@dataclass
+class Part:
+    """One part of a book: the whole of a simple text, or one node of a complex one."""
+
+    title: str
+    he_title: str
+    section_names: list[str]
+    he_section_names: list[str] = field(default_factory=list)
+    texts: dict[str, Any] = field(default_factory=dict)
+
+
 def book_parts(
-    files: Sequence[TextFile],
-) -> list[tuple[str, dict[str, Any], list[str]]]:
-    """Split complex texts (``text`` is an object) into one part per schema node."""
+    files: Sequence[TextFile], schema: dict[str, Any] | None = None
+) -> list[Part]:
+    """Split the chosen versions into parts, one per node of a complex text.
+
+    A complex text's ``text`` is an object keyed by node title, and a node may
+    hold further nodes. Each node with text becomes a part titled "Title,
+    Node, Subnode" (the default node, keyed ``""``, keeps the book's title),
+    with the section names of its schema node. The schema comes from the file
+    itself, else from ``schema`` (an index record of the export's
+    ``schemas/`` folder); a node described by neither gets one "Section" name
+    per level of its text.
+    """
     chosen = choose_versions(files)
-    parts: dict[str, dict[str, Any]] = {}
-    names: dict[str, list[str]] = {}
+    parts: dict[str, Part] = {}
     for language, file in chosen.items():
+        he_title = (chosen.get("he") or file).he_title
         if isinstance(file.text, dict):
-            for node, value in file.text.items():
-                title = f"{file.title}, {node}" if node else file.title
-                parts.setdefault(title, {})[language] = value
-                names[title] = ["Section"] * max(_depth(value), 1)
+            nodes = _schema_nodes(file.schema) or _schema_nodes(schema or {})
+            for part, value in _walk_nodes(
+                file.text, file.title, he_title, nodes, file.schema, schema
+            ):
+                found = parts.setdefault(part.title, part)
+                found.texts[language] = value
         else:
-            parts.setdefault(file.title, {})[language] = file.text
-            names[file.title] = file.section_names
-    return [(title, texts, names[title]) for title, texts in parts.items()]
+            part = parts.setdefault(
+                file.title, Part(file.title, he_title, file.section_names)
+            )
+            part.texts[language] = file.text
+    return list(parts.values())
 
 
-def build_book_texts(files: Sequence[TextFile], order: int = 0) -> list[BookText]:
-    """Merge the chosen Hebrew and English versions of a title into segments."""
+def _walk_nodes(
+    text: dict[str, Any],
+    title: str,
+    he_title: str,
+    nodes: list[dict[str, Any]],
+    *fallbacks: dict[str, Any] | None,
+) -> Iterator[tuple[Part, Any]]:
+    """Yield each node of a complex text with its value, depth first."""
+    for key, value in text.items():
+        node = _find_node(nodes, str(key))
+        node_title = f"{title}, {key}" if key else title
+        he_node = _he_node_title(node) if node else ""
+        node_he_title = (
+            f"{he_title}, {he_node}"
+            if key and he_node
+            else (he_title if not key else node_title)
+        )
+        if isinstance(value, dict):
+            children = _schema_nodes(node or {})
+            yield from _walk_nodes(value, node_title, node_he_title, children)
+            continue
+        names = [str(n) for n in (node or {}).get("sectionNames") or []]
+        he_names = [str(n) for n in (node or {}).get("heSectionNames") or []]
+        if not names:
+            for fallback in fallbacks:
+                found = _find_node(_schema_nodes(fallback or {}), str(key))
+                if found and found.get("sectionNames"):
+                    names = [str(n) for n in found["sectionNames"]]
+                    he_names = [str(n) for n in found.get("heSectionNames") or []]
+                    break
+        depth = max(_depth(value), 1)
+        if len(names) != depth:
+            # TODO: a schema whose depth disagrees with the text is read by the
+            # text's depth, with generic names.
+            names, he_names = ["Section"] * depth, []
+        yield Part(node_title, node_he_title, names, he_names), value
+
+
+def _schema_nodes(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the child nodes of a schema or schema node (index records nest it)."""
+    if isinstance(schema.get("schema"), dict):
+        schema = schema["schema"]
+    nodes = schema.get("nodes")
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def node_title(node: dict[str, Any]) -> str:
+    """Return a schema node's English title; the default node's is ``""``."""
+    if node.get("default") or node.get("key") == "default":
+        return ""
+    for name in ("title", "enTitle"):
+        if isinstance(node.get(name), str):
+            return str(node[name])
+    return _primary_title(node, "en") or str(node.get("key") or "")
+
+
+def _he_node_title(node: dict[str, Any]) -> str:
+    if isinstance(node.get("heTitle"), str) and node["heTitle"]:
+        return str(node["heTitle"])
+    return _primary_title(node, "he")
+
+
+def _primary_title(node: dict[str, Any], lang: str) -> str:
+    """Return the primary title in ``lang`` from a node's ``titles`` list."""
+    for entry in node.get("titles") or []:
+        if (
+            isinstance(entry, dict)
+            and entry.get("lang") == lang
+            and entry.get("primary")
+        ):
+            return str(entry.get("text") or "")
+    return ""
+
+
+def _find_node(nodes: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    for node in nodes:
+        if node_title(node) == key:
+            return node
+    return None
+
+
+def build_book_texts(
+    files: Sequence[TextFile],
+    order: int = 0,
+    schema: dict[str, Any] | None = None,
+) -> list[BookText]:
+    """Merge the chosen Hebrew and English versions of a title into segments.
+
+    ``schema`` is the title's index record, when the export has one: it
+    names the sections of complex texts whose files do not.
+    """
     chosen = choose_versions(files)
     if not chosen:
         return []
     first = chosen.get("en") or chosen["he"]
-    he_file = chosen.get("he")
     digest = hashlib.sha256(
         "".join(sorted(f.digest for f in chosen.values())).encode()
     ).hexdigest()
     results: list[BookText] = []
-    for title, texts, section_names in book_parts(files):
+    for part in book_parts(files, schema):
+        title, texts, section_names = part.title, part.texts, part.section_names
         talmud = bool(section_names) and section_names[0] == "Daf"
         base, commentator = _commentary_of(title)
-        he_title = he_file.he_title if he_file else first.he_title
-        if title != first.title:
-            he_title = title
+        he_title = part.he_title
         depth = len(section_names)
         shape: Any = []
         for value in texts.values():
@@ -281,6 +439,7 @@ def build_book_texts(files: Sequence[TextFile], order: int = 0) -> list[BookText
             he_title=he_title,
             categories=first.categories,
             section_names=section_names,
+            he_section_names=part.he_section_names,
             talmud=talmud,
             shape=shape,
             languages=sorted(texts),
@@ -331,21 +490,29 @@ def read_schema_titles(export_dir: Path) -> dict[str, tuple[list[str], list[str]
     Returns ``{title: (aliases, he_section_names)}``; unreadable schema files
     are logged and skipped because aliases only widen ref matching.
     """
-    schema_dir = export_dir / "schemas"
     result: dict[str, tuple[list[str], list[str]]] = {}
-    if not schema_dir.is_dir():
-        return result
-    for path in sorted(schema_dir.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            logger.warning("Skipping unreadable schema %s: %s", path, error)
-            continue
-        if not isinstance(data, dict) or "title" not in data:
-            continue
+    for data in read_schemas(export_dir):
         aliases = [*data.get("titleVariants", []), *data.get("heTitleVariants", [])]
         schema = data.get("schema") or {}
         aliases.extend(t["text"] for t in schema.get("titles", []) if "text" in t)
         he_names = list(schema.get("heSectionNames") or [])
         result[str(data["title"])] = (sorted(set(map(str, aliases))), he_names)
     return result
+
+
+def read_schemas(export_dir: Path) -> Iterator[dict[str, Any]]:
+    """Yield the index records of ``schemas/*.json`` that name a title.
+
+    Unreadable files are logged and skipped: schemas only add names.
+    """
+    schema_dir = export_dir / "schemas"
+    if not schema_dir.is_dir():
+        return
+    for path in sorted(schema_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            logger.warning("Skipping unreadable schema %s: %s", path, error)
+            continue
+        if isinstance(data, dict) and isinstance(data.get("title"), str):
+            yield data

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,15 +44,39 @@ class LinkReport:
     stored: int = 0
     # Rows naming a book the library lacks or a ref that does not parse.
     skipped: int = 0
+    # Rows that are not links at all: an empty citation or broken CSV.
+    bad: int = 0
 
 
-def read_link_rows(export_dir: Path) -> Iterator[tuple[str, str, str]]:
-    """Yield (ref, ref, type) from every links CSV of an export, in file order."""
-    folder = export_dir / "links"
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as handle:
+def link_files(sources: Path | Sequence[Path]) -> list[Path]:
+    """List links CSVs: an export folder gives its ``links/*.csv``, a file itself.
+
+    The current export splits links into ``links0.csv``, ``links1.csv`` and
+    so on; all are read.
+    """
+    paths: list[Path] = []
+    for source in [sources] if isinstance(sources, Path) else sources:
+        if source.is_dir():
+            folder = source / "links"
+            if folder.is_dir():
+                paths.extend(sorted(folder.glob("*.csv")))
+        elif source.is_file():
+            paths.append(source)
+        else:
+            logger.error("Links file not found: %s", source)
+    return list(dict.fromkeys(paths))
+
+
+def read_link_rows(
+    sources: Path | Sequence[Path], report: LinkReport | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """Yield (ref, ref, type) from links CSVs, one row at a time, in file order.
+
+    Rows that CSV cannot read or that lack a citation are logged with their
+    file and line, counted in ``report.bad`` and skipped.
+    """
+    for path in link_files(sources):
+        with path.open(encoding="utf-8", errors="replace", newline="") as handle:
             reader = csv.DictReader(handle)
             fields = reader.fieldnames or []
             if "Citation 1" not in fields or "Citation 2" not in fields:
@@ -61,9 +85,26 @@ def read_link_rows(export_dir: Path) -> Iterator[tuple[str, str, str]]:
                 )
                 continue
             column = next((c for c in _TYPE_COLUMNS if c in fields), None)
-            for row in reader:
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as error:
+                    _bad_row(report, path, reader.line_num, str(error))
+                    continue
+                first, second = row.get("Citation 1"), row.get("Citation 2")
+                if not first or not second:
+                    _bad_row(report, path, reader.line_num, "missing a citation")
+                    continue
                 kind = (row.get(column) or "") if column else ""
-                yield row["Citation 1"] or "", row["Citation 2"] or "", kind
+                yield first, second, kind
+
+
+def _bad_row(report: LinkReport | None, path: Path, line: int, reason: str) -> None:
+    logger.warning("Skipping %s line %d: %s", path, line, reason)
+    if report is not None:
+        report.bad += 1
 
 
 def _span(ref: Ref) -> tuple[str, str, str]:
@@ -71,17 +112,17 @@ def _span(ref: Ref) -> tuple[str, str, str]:
     return ref.book, low, position_upper_bound(ref.last)
 
 
-def build_links(export_dir: Path, catalog: Catalog, path: Path) -> LinkReport:
-    """Write the link table for ``export_dir`` to ``path``, replacing it whole.
+def build_links(
+    sources: Path | Sequence[Path], catalog: Catalog, path: Path
+) -> LinkReport:
+    """Write the link table for ``sources`` to ``path``, replacing it whole.
 
-    The table is written to a temporary file first, so a failed run leaves
-    the previous table in place.
+    ``sources`` are export folders and links CSV files (see
+    :func:`link_files`). Rows are streamed, so memory does not grow with
+    the files. The table is written to a temporary file first, so a failed
+    run leaves the previous table in place.
     """
-    report = LinkReport(
-        files=len(list((export_dir / "links").glob("*.csv")))
-        if (export_dir / "links").is_dir()
-        else 0
-    )
+    report = LinkReport(files=len(link_files(sources)))
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     connection = sqlite3.connect(tmp)
@@ -90,7 +131,7 @@ def build_links(export_dir: Path, catalog: Catalog, path: Path) -> LinkReport:
             "CREATE TABLE links (book TEXT, low TEXT, high TEXT, other TEXT, kind TEXT)"
         )
         batch: list[tuple[str, str, str, str, str]] = []
-        for first, second, kind in read_link_rows(export_dir):
+        for first, second, kind in read_link_rows(sources, report):
             report.rows += 1
             try:
                 a = catalog.parse(first, validate=False)

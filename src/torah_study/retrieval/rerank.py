@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from torah_study.embeddings.base import Embeddings
 from torah_study.index.base import SegmentRecord
+from torah_study.library.categories import category_key, names_any
 from torah_study.library.hebrew import normalize, prefix_variants, strip_marks
 from torah_study.retrieval.hybrid import Candidate
 from torah_study.retrieval.query import STOP_WORDS, QueryAnalysis
@@ -39,7 +40,7 @@ WEIGHTS = {"dense": 0.40, "coverage": 0.20, "bm25": 0.10, "phrase": 0.20}
 CATEGORY_BONUS = 0.10
 # Top-level categories, earliest first, by their core texts. A later work
 # filed under one (Ein Yaakov under Midrash) shares its place.
-CANON_ORDER = ("Tanach", "Mishnah", "Tosefta", "Talmud", "Midrash")
+CANON_ORDER = ("Tanakh", "Mishnah", "Tosefta", "Talmud", "Midrash")
 # A candidate that contains this share of the question's word pairs quotes it.
 QUOTE_PHRASE_SHARE = 0.4
 QUOTE_SOURCE_BONUS = 0.1
@@ -166,8 +167,9 @@ def passage_words(record: SegmentRecord) -> list[str]:
 
 def _canon_rank(record: SegmentRecord) -> int:
     """Return how early a passage's part of the library is (Tanakh first)."""
-    top = record.categories[0] if record.categories else ""
-    return CANON_ORDER.index(top) if top in CANON_ORDER else len(CANON_ORDER)
+    top = category_key(record.categories[0]) if record.categories else ""
+    order = [category_key(name) for name in CANON_ORDER]
+    return order.index(top) if top in order else len(CANON_ORDER)
 
 
 def _favour_quote_source(scored: list[Scored]) -> None:
@@ -242,7 +244,8 @@ class OfflineReranker:
             if query_vector is not None and record.ref in vectors:
                 dense = float(np.dot(query_vector, vectors[record.ref]))
             hinted = (
-                bool(record.categories) and record.categories[0] in analysis.categories
+                bool(record.categories)
+                and names_any(record.categories[:1], analysis.categories)
             ) or in_scope(analysis, record)
             stretched = (
                 min(

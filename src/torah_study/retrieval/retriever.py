@@ -368,7 +368,11 @@ class Retriever:
             *analysis.books,
             *self.catalog.commentaries_by(analysis.commentators),
         ]
-        categories = [*analysis.works, *analysis.categories]
+        # Hints use one spelling of a category; the filter needs the stored one.
+        categories = [
+            self.catalog.stored_category(name) or name
+            for name in (*analysis.works, *analysis.categories)
+        ]
         return Filters(tuple(dict.fromkeys(books)), tuple(dict.fromkeys(categories)))
 
     def _commentary_candidates(
