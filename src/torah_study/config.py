@@ -79,13 +79,13 @@ class Settings(BaseSettings):
     embedding_requests_per_minute: float = Field(
         default=0.0,
         ge=0.0,
-        description="Remote embedding requests per minute; 0 is no limit.",
+        description="Remote embedding requests per minute; 0 turns the limit off.",
     )
     embedding_tokens_per_minute: float = Field(
         default=0.0,
         ge=0.0,
         description="Estimated input tokens sent to a remote embedding provider "
-        "per minute; 0 is no limit.",
+        "per minute; 0 turns the limit off.",
     )
     embedding_timeout_seconds: float = Field(default=120.0, gt=0)
 

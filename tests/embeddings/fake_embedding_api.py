@@ -42,11 +42,11 @@ class EmbeddingScript:
 
     # HTTP statuses returned, one per request, before the normal answer.
     failures: list[int] = field(default_factory=list)
-    # Requests answered normally before ``failures`` apply.
+    # Requests served normally before ``failures`` apply.
     succeed_first: int = 0
     # Retry-After header value sent with every failure, when set.
     retry_after: str | None = None
-    # Seconds to wait before answering, one per request, to cause timeouts.
+    # Seconds to wait before responding, one per request, to cause timeouts.
     stalls: list[float] = field(default_factory=list)
     # Overrides the vector length, to test a dimension mismatch.
     dimension: int | None = None

@@ -106,7 +106,7 @@ class GeminiEmbeddings:
             ),
             classify_gemini_error,
             self._retry,
-            what=f"Gemini embedding model {self._model} on a batch of "
+            operation=f"Gemini embedding model {self._model} on a batch of "
             f"{len(batch)} texts",
             sleep=self._sleep,
         )

@@ -108,13 +108,13 @@ class OpenAICompatibleEmbeddings:
     def _embed_batch(self, batch: list[str]) -> list[list[float]]:
         if self._limiter is not None:
             self._limiter.acquire(estimate_tokens(batch))
-        what = f"Embedding model {self._model} on a batch of {len(batch)} texts"
+        operation = f"Embedding model {self._model} on a batch of {len(batch)} texts"
         try:
             response = call_with_retries(
                 lambda: self._request(batch),
                 classify_openai_error,
                 self._retry,
-                what=what,
+                operation=operation,
                 sleep=self._sleep,
             )
         except ValueError as error:

@@ -110,6 +110,7 @@ def _open(path: Path, embedder: Embeddings) -> pq.ParquetFile:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as error:
         raise VectorFileError(f"Cannot read {path} as Parquet: {error}") from error
+
     schema = parquet.schema_arrow
     metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
     model = metadata.get("model")
@@ -131,6 +132,7 @@ def _open(path: Path, embedder: Embeddings) -> pq.ParquetFile:
             f"{path} declares dimension {declared or 'none'}, but the embedder "
             f"{embedder.name} produces {embedder.dimension}."
         )
+
     missing = [c for c in (*KEY_COLUMNS, "vector") if c not in schema.names]
     if missing:
         raise VectorFileError(f"{path} lacks the column(s) {', '.join(missing)}.")

@@ -3,7 +3,7 @@
 The providers turn off the retries of their client libraries and call
 ``call_with_retries`` instead, so that both providers wait the same way:
 exponential backoff with full jitter, at least as long as a ``Retry-After``
-header asks, and one clear error after the last attempt.
+header requests, and one clear error after the last attempt.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The longest wait honoured from a Retry-After header: a server that asks for
+# The longest wait honoured from a Retry-After header: a server that requests
 # more is treated as failing rather than blocking an embedding run for hours.
 MAX_RETRY_AFTER_SECONDS = 300.0
 
@@ -54,7 +54,7 @@ DEFAULT_RETRY = RetryPolicy()
 
 @dataclass(frozen=True)
 class Failure:
-    """How a provider classifies an error: retry it or not, and the server's wait."""
+    """A provider's verdict on an error: retryable or not, and the server's wait."""
 
     retryable: bool
     retry_after: float | None
@@ -82,13 +82,13 @@ def call_with_retries(
     classify: Callable[[Exception], Failure | None],
     policy: RetryPolicy,
     *,
-    what: str,
+    operation: str,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run ``request``, retrying the errors that ``classify`` marks retryable.
 
     ``classify`` returns None for an exception it does not know, which is
-    re-raised unchanged. Raises EmbeddingError naming ``what`` and the last
+    re-raised unchanged. Raises EmbeddingError naming ``operation`` and the last
     error when the attempts run out or the error is not retryable.
     """
     for attempt in range(1, policy.max_attempts + 1):
@@ -101,12 +101,12 @@ def call_with_retries(
             if not failure.retryable or attempt == policy.max_attempts:
                 tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
                 raise EmbeddingError(
-                    f"{what} failed after {tries}: {failure.description}"
+                    f"{operation} failed after {tries}: {failure.description}"
                 ) from error
             delay = policy.backoff(attempt - 1, failure.retry_after)
             logger.warning(
                 "%s failed (attempt %d of %d), retrying in %.1f s: %s",
-                what,
+                operation,
                 attempt,
                 policy.max_attempts,
                 delay,
