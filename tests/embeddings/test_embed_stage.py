@@ -8,8 +8,11 @@ fake_embedding_api.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -253,3 +256,48 @@ def test_dead_run_reported_interrupted(tmp_path: Path) -> None:
     assert status is not None
     assert status["state"] == "interrupted"
     assert read_status(tmp_path / "missing") is None
+
+
+def test_killed_run_loses_one_batch(
+    remote_env: None,
+    avot_export: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    openai_embedding_server: FakeEmbeddingServer,
+) -> None:
+    """SIGKILL during the fourth request keeps the three batches before it."""
+    server = openai_embedding_server
+    data = str(tmp_path / "cli-data")
+    _ingest_without_vectors(data, avot_export)
+    capsys.readouterr()
+    server.script.stalls = [0.0, 0.0, 0.0, 60.0]
+    environment = {**os.environ, "TORAH_STUDY_EMBEDDING_BATCH_SIZE": str(BATCH)}
+    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
+    command = [sys.executable, "-m", "torah_study.cli", "--data-dir", data, "embed"]
+    process = subprocess.Popen(command, env=environment)
+    deadline = time.monotonic() + 60
+    while len(server.requests) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    settings = Settings(
+        data_dir=Path(data),
+        dense_scope=("Pirkei Avot",),
+        embedding_batch_size=BATCH,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+    assert len(server.requests) == 4
+    assert _vector_count(settings) == 3 * BATCH
+    status = read_status(settings.data_dir)
+    assert status is not None
+    assert status["state"] == "interrupted"
+
+    server.requests.clear()
+    written = _embed(settings, server)
+
+    resent = [text for r in server.requests for text in r.body["input"]]
+    store = LanceStore(settings.index_dir, dimension=8)
+    segments = store.span("Pirkei Avot", "", "~", limit=10_000)
+    assert written == len(segments) - 3 * BATCH
+    assert resent == [passage_text(r) for r in segments[3 * BATCH :]]
