@@ -148,10 +148,10 @@ def embed_configured_scope(
     """
     scope = list(settings.dense_scope)
     plan = plan_scope(store, catalog, embedder.name, scope)
+    books = f"{len(plan.pending)} book" + ("" if len(plan.pending) == 1 else "s")
     announce(
         f"dense scope {', '.join(scope) or '(empty)'}: {plan.segments} segments, "
-        f"{plan.total_pending} of them in {len(plan.pending)} books to embed "
-        f"with {embedder.name}"
+        f"{plan.total_pending} of them in {books} to embed with {embedder.name}"
     )
     progress = EmbedProgress(settings.data_dir, embedder.name, scope, report=report)
     written = embed_scope(
