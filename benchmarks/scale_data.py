@@ -104,13 +104,16 @@ def main() -> int:
             for lang in ("he", "en"):
                 text = row[lang]
                 if text:
-                    dump.write(_row(row["ref"], lang, row[f"{lang}_version"], text,
-                                    category))
+                    dump.write(
+                        _row(row["ref"], lang, row[f"{lang}_version"], text, category)
+                    )
                     rows += 1
                     words[lang].update(text.split())
             shapes.append(
-                (len(row["he"].split()) if row["he"] else 0,
-                 len(row["en"].split()) if row["en"] else 0)
+                (
+                    len(row["he"].split()) if row["he"] else 0,
+                    len(row["en"].split()) if row["en"] else 0,
+                )
             )
             lang = "en" if row["en"] else "he"
             refs.append(row["ref"])
@@ -121,8 +124,11 @@ def main() -> int:
                 real_vectors[at] if at is not None else _noisy(real_vectors, rng, 1)[0]
             )
             real += 1
-        writer.write_table(_vector_table(refs, langs, versions, np.stack(vectors),
-                                         dimension, args.model))
+        writer.write_table(
+            _vector_table(
+                refs, langs, versions, np.stack(vectors), dimension, args.model
+            )
+        )
     print(f"{real} real segments, {rows} rows", file=sys.stderr)
 
     synthetic = max(args.segments - real, 0)
@@ -153,8 +159,14 @@ def main() -> int:
             langs.append("en" if texts["en"][i] else "he")
             versions.append(SYNTHETIC)
         writer.write_table(
-            _vector_table(refs, langs, versions, _noisy(real_vectors, rng, count),
-                          dimension, args.model)
+            _vector_table(
+                refs,
+                langs,
+                versions,
+                _noisy(real_vectors, rng, count),
+                dimension,
+                args.model,
+            )
         )
         made += count
         print(f"synthetic {made}/{synthetic}", file=sys.stderr)
@@ -189,7 +201,9 @@ def _row(ref: str, lang: str, version: str, text: str, category: str) -> str:
     return json.dumps({"text": text, "metadata": metadata}, ensure_ascii=False) + "\n"
 
 
-def _vocabulary(counter: Counter[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def _vocabulary(
+    counter: Counter[str],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     items = counter.most_common()
     tokens = np.asarray([word for word, _ in items], dtype=object)
     weights = np.asarray([n for _, n in items], dtype=np.float64)
@@ -203,8 +217,11 @@ def _sample_texts(
 ) -> list[str]:
     tokens, cumulative = vocab
     total = int(lengths.sum())
-    drawn = tokens[np.searchsorted(cumulative, rng.random(total), side="right")
-                   .clip(0, len(tokens) - 1)]
+    drawn = tokens[
+        np.searchsorted(cumulative, rng.random(total), side="right").clip(
+            0, len(tokens) - 1
+        )
+    ]
     texts: list[str] = []
     at = 0
     for length in lengths:

@@ -1,6 +1,7 @@
 """The ``torah-study`` command line.
 
-Commands: library fetch, ingest, models, search, ask, eval, serve, db and feedback.
+Commands: library fetch, ingest, embed, embeddings, models, search, ask, eval,
+serve, db and feedback.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from torah_study.embeddings.base import EmbeddingError
+    from torah_study.embeddings.scope import ScopeError
     from torah_study.ingest import ingest
     from torah_study.library.export import ExportError
 
@@ -91,12 +94,44 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             dumps=dumps,
             links=[Path(p) for p in args.links or []],
             show_progress=not args.quiet,
+            embed=not args.no_embed,
         )
     except ExportError as error:
         return _fail(str(error))
+    except ScopeError as error:
+        return _fail(
+            f"{error} The books are stored; embed them with "
+            "`torah-study embed --dense-scope ...`."
+        )
+    except EmbeddingError as error:
+        return _fail(
+            f"{error} The books and the vectors stored so far are kept; "
+            "`torah-study embed` continues."
+        )
     print(report.summary())
     print(f"library stored in {settings.data_dir}")
     return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from torah_study.embeddings.run import run_embed
+
+    settings = _settings(args)
+    if args.dense_scope is not None:
+        settings = settings.model_copy(update={"dense_scope": tuple(args.dense_scope)})
+    return run_embed(settings, quiet=args.quiet)
+
+
+def cmd_embeddings(args: argparse.Namespace) -> int:
+    from torah_study.embeddings.run import run_export, run_import, run_texts
+
+    settings = _settings(args)
+    if args.embeddings_command == "import":
+        return run_import(settings, args.file)
+    if args.embeddings_command == "export":
+        return run_export(settings, args.file, args.books)
+    scope = tuple(args.dense_scope) if args.dense_scope is not None else None
+    return run_texts(settings, args.file, scope, pending_only=not args.all)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -554,8 +589,55 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         help="titles or categories to embed ('*' for all; no value embeds nothing)",
     )
+    ingest.add_argument(
+        "--no-embed",
+        action="store_true",
+        help="skip the embedding stage (run `torah-study embed` later)",
+    )
     ingest.add_argument("--quiet", action="store_true", help="hide progress bars")
     ingest.set_defaults(handler=cmd_ingest)
+
+    embed = commands.add_parser(
+        "embed", help="embed the dense scope of the ingested library, with progress"
+    )
+    embed.add_argument(
+        "--dense-scope",
+        nargs="+",
+        help="titles, categories or commentators to embed ('*' for all; "
+        "default: the dense_scope setting)",
+    )
+    embed.add_argument("--quiet", action="store_true", help="print no progress lines")
+    embed.set_defaults(handler=cmd_embed)
+
+    embeddings = commands.add_parser(
+        "embeddings", help="move vectors in and out as Parquet files"
+    )
+    embeddings_commands = embeddings.add_subparsers(
+        dest="embeddings_command", required=True
+    )
+    importing = embeddings_commands.add_parser(
+        "import", help="store precomputed vectors from a Parquet file"
+    )
+    importing.add_argument("file", type=Path)
+    exporting = embeddings_commands.add_parser(
+        "export", help="write the stored vectors to a Parquet file"
+    )
+    exporting.add_argument("file", type=Path)
+    exporting.add_argument(
+        "--books", nargs="+", help="only these book titles (default: all)"
+    )
+    texts = embeddings_commands.add_parser(
+        "texts",
+        help="write the texts to embed (ref, lang, version, text) to a Parquet file",
+    )
+    texts.add_argument("file", type=Path)
+    texts.add_argument(
+        "--dense-scope", nargs="+", help="names to include (default: the setting)"
+    )
+    texts.add_argument(
+        "--all", action="store_true", help="include segments that have a vector"
+    )
+    embeddings.set_defaults(handler=cmd_embeddings)
 
     models = commands.add_parser("models", help="fetch local answer model weights")
     models.add_argument("name", nargs="?", default="qwen2.5-0.5b", help="model name")

@@ -74,8 +74,32 @@ class Settings(BaseSettings):
         le=8192,
         description="Vector size requested from remote embedding providers.",
     )
-    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    embedding_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="Segments embedded and stored together; a killed run loses "
+        "at most the batches in flight.",
+    )
     embedding_workers: int = Field(default=2, ge=1, le=64)
+    embedding_max_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=20,
+        description="Attempts per request to a remote embedding provider.",
+    )
+    embedding_requests_per_minute: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Remote embedding requests per minute; 0 turns the limit off.",
+    )
+    embedding_tokens_per_minute: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Estimated input tokens sent to a remote embedding provider "
+        "per minute; 0 turns the limit off.",
+    )
+    embedding_timeout_seconds: float = Field(default=120.0, gt=0)
 
     # Retrieval.
     keyword_k: int = Field(default=300, ge=1, le=1000)

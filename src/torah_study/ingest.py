@@ -10,32 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from torah_study.config import Settings
 from torah_study.embeddings import build_embeddings
-from torah_study.embeddings.base import Embeddings, Vectors
+from torah_study.embeddings.base import Embeddings
+from torah_study.embeddings.scope import check_scope, in_scope
+from torah_study.embeddings.stage import embed_configured_scope
 from torah_study.index.base import SegmentRecord, position_key
 from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import (
     OUTSIDE_TITLES_FILE,
-    Book,
     Catalog,
     read_toc_titles,
 )
-from torah_study.library.categories import names_any
 from torah_study.library.dump import (
     STAGING_FILE,
     DumpReport,
@@ -56,7 +51,6 @@ from torah_study.library.hebrew import search_text
 from torah_study.library.lexicon import Lexicon, build_lexicon
 from torah_study.library.links import build_links
 from torah_study.library.parashot import read_parashot, save_parashot
-from torah_study.retrieval.rerank import EMBED_CHARS, passage_text
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +58,6 @@ STATE_FILE = "ingest-state.json"
 # Part of every book's stored hash: raising it re-indexes all books after a
 # change to how segments or their search text are built.
 INDEX_FORMAT = 3
-# The same for vectors: raising it re-embeds everything in the dense scope.
-EMBED_FORMAT = 3
 
 
 @dataclass
@@ -79,6 +71,7 @@ class IngestReport:
     segments_written: int = 0
     languages: Counter[str] = field(default_factory=Counter)
     corrupt: list[tuple[str, str]] = field(default_factory=list)
+    vectors_in_scope: int | None = None
     vectors_written: int = 0
     vectors_total: int = 0
     links: int = 0
@@ -98,7 +91,12 @@ class IngestReport:
             f"books: {self.books} ({self.books_skipped} unchanged)",
             f"segments: {self.segments} ({self.segments_written} written)",
             f"languages (segments with text): {langs}",
-            f"vectors: {self.vectors_total} ({self.vectors_written} embedded now)",
+            f"vectors: {self.vectors_total} ({self.vectors_written} embedded now, "
+            + (
+                f"{self.vectors_in_scope} segments in the dense scope)"
+                if self.vectors_in_scope is not None
+                else "embedding skipped)"
+            ),
             f"links: {self.links} ({self.links_skipped} naming texts the library "
             f"lacks, {self.links_bad} malformed rows, skipped)",
             f"lexicon: {self.lexicon_words} English words with Hebrew translations",
@@ -136,23 +134,6 @@ class IngestState:
         tmp.replace(self.path)
 
 
-def in_scope(book: Book, scope: Sequence[str]) -> bool:
-    """Tell whether ``scope`` names a book by title or category ('*' = all).
-
-    A commentary is in scope only when named itself, by its commentator or by
-    "Commentary": its categories include the base book's ("Torah"), and
-    naming Torah should not pull in every comment on it.
-    """
-    if "*" in scope:
-        return True
-    if book.commentator:
-        names = {book.title, book.commentator, "Commentary"}
-    else:
-        names = {book.title, *book.categories}
-    # Category spellings differ between exports ("Tanach", "Tanakh").
-    return names_any(names, scope)
-
-
 def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:
     book = book_text.book
     title_words = f"{book.title} {book.he_title}"
@@ -177,18 +158,6 @@ def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:
         )
         search.append(search_text(f"{title_words} {segment.he} {segment.en}"))
     return records, search
-
-
-def vector_digest(record: SegmentRecord, embedder: Embeddings) -> str:
-    """Identify what a stored vector was computed from: format, model and text.
-
-    A passage longer than the embedded cut is marked with the cut, so that
-    changing it re-embeds the long passages and keeps the vectors of the rest.
-    """
-    digest = f"{EMBED_FORMAT}:{embedder.name}:{record.digest}"
-    if len(record.en or record.he) > EMBED_CHARS:
-        digest += f":cut{EMBED_CHARS}"
-    return digest
 
 
 def read_files(
@@ -219,12 +188,18 @@ def ingest(
     links: Sequence[Path] = (),
     embeddings: Embeddings | None = None,
     show_progress: bool = True,
+    embed: bool = True,
 ) -> IngestReport:
     """Ingest an export, dataset dumps and links CSVs into the data folder.
 
     ``dumps`` adds to ``settings.dump_paths`` and ``links`` to
     ``settings.link_paths``. A title present in both the export and a dump
     is read from the export. Links CSVs lying next to a dump are read too.
+
+    With ``embed`` off the embedding stage is skipped, so keyword search is
+    ready sooner and ``torah-study embed`` adds the vectors later. Raises
+    ScopeError, after the books are stored, when the dense scope names
+    nothing in the library.
     """
     report = IngestReport()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -321,9 +296,8 @@ def ingest(
     report.seconds["lexicon"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    report.vectors_written = embed_scope(
-        store, catalog, embedder, settings, show_progress=show_progress
-    )
+    if embed:
+        _embed_stage(store, catalog, embedder, settings, report, show_progress)
     report.vectors_total = store.vector_count()
     report.seconds["embed"] = time.perf_counter() - started
 
@@ -406,100 +380,22 @@ def _index_book(
     report.segments_written += len(records)
 
 
-def embed_scope(
+def _embed_stage(
     store: LanceStore,
     catalog: Catalog,
     embedder: Embeddings,
     settings: Settings,
-    *,
-    show_progress: bool = True,
-) -> int:
-    """Embed the segments of books in the dense scope whose text changed."""
-    pending: list[SegmentRecord] = []
-    for book in catalog:
-        if not in_scope(book, settings.dense_scope):
-            continue
-        known = store.vector_digests(book.title)
-        records = store.span(book.title, "", "~", limit=1_000_000)
-        current = {r.ref for r in records}
-        stale = [ref for ref in known if ref not in current]
-        if stale:
-            store.delete_vectors(stale)
-        pending.extend(
-            r for r in records if known.get(r.ref) != vector_digest(r, embedder)
-        )
-    if not pending:
-        return 0
-    batch_size = settings.embedding_batch_size
-    batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    bar = tqdm(total=len(pending), desc="embed", unit="seg", disable=not show_progress)
-    written = 0
-    for records, vectors in _embed_batches(
-        batches, embedder, settings.embedding_workers
-    ):
-        digests = [vector_digest(r, embedder) for r in records]
-        store.add_vectors(records, vectors, digests)
-        written += len(records)
-        bar.update(len(records))
-    bar.close()
-    return written
-
-
-def _embed_batches(
-    batches: list[list[SegmentRecord]], embedder: Embeddings, workers: int
-) -> Iterator[tuple[list[SegmentRecord], Vectors]]:
-    """Embed batches, in worker processes when the provider is the local model."""
-    from torah_study.embeddings.e5 import E5Embeddings
-
-    if workers <= 1 or not isinstance(embedder, E5Embeddings) or len(batches) < 2:
-        for batch in batches:
-            yield batch, embedder.embed_passages([passage_text(r) for r in batch])
-        return
-    # Each worker runs one OpenMP thread: two threads per process under load
-    # were measured to slow a single query by an order of magnitude.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(os.getpid(),),
-    ) as pool:
-        window: list[tuple[list[SegmentRecord], Future[Any]]] = []
-        for batch in batches:
-            window.append(
-                (batch, pool.submit(_embed_in_worker, [passage_text(r) for r in batch]))
-            )
-            if len(window) >= workers * 2:
-                done, future = window.pop(0)
-                yield done, future.result()
-        for done, future in window:
-            yield done, future.result()
-
-
-_worker_model: Embeddings | None = None
-
-
-def _init_worker(parent: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    # A worker whose ingest process was killed would otherwise keep running,
-    # so it exits once it is handed to a new parent. ``parent`` comes from the
-    # ingest process because a slow start-up may outlive it.
-
-    def exit_when_orphaned() -> None:
-        while os.getppid() == parent:
-            time.sleep(2)
-        os._exit(1)
-
-    threading.Thread(target=exit_when_orphaned, daemon=True).start()
-
-
-def _embed_in_worker(texts: list[str]) -> Vectors:
-    global _worker_model
-    if _worker_model is None:
-        from torah_study.embeddings.e5 import E5Embeddings
-
-        _worker_model = E5Embeddings()
-    return np.asarray(_worker_model.embed_passages(texts), dtype=np.float32)
+    report: IngestReport,
+    show_progress: bool,
+) -> None:
+    """Embed the dense scope, reporting its size first and progress after."""
+    # A library limited by ``books`` may lack scoped books on purpose.
+    check_scope(settings.dense_scope, catalog, strict=not settings.books)
+    say = tqdm.write if show_progress else None
+    plan, report.vectors_written = embed_configured_scope(
+        store, catalog, embedder, settings, announce=say or logger.info, report=say
+    )
+    report.vectors_in_scope = plan.segments
 
 
 ProgressCallback = Callable[[str, int, int], None]

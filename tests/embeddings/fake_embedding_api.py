@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,12 @@ class EmbeddingScript:
 
     # HTTP statuses returned, one per request, before the normal answer.
     failures: list[int] = field(default_factory=list)
+    # Requests served normally before ``failures`` apply.
+    succeed_first: int = 0
+    # Retry-After header value sent with every failure, when set.
+    retry_after: str | None = None
+    # Seconds to wait before responding, one per request, to cause timeouts.
+    stalls: list[float] = field(default_factory=list)
     # Overrides the vector length, to test a dimension mismatch.
     dimension: int | None = None
     # Drops the last vector, to test a count mismatch.
@@ -84,11 +91,27 @@ class _BaseHandler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status >= 400 and self.server.script.retry_after is not None:
+                self.send_header("Retry-After", self.server.script.retry_after)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up waiting (a stalled request timed out).
+            pass
+
+    def _next_failure(self) -> int | None:
+        """Stall if scripted, then return the scripted failure status, if any."""
+        script = self.server.script
+        if script.stalls:
+            time.sleep(script.stalls.pop(0))
+        if script.succeed_first > 0:
+            script.succeed_first -= 1
+            return None
+        return script.failures.pop(0) if script.failures else None
 
     def _vectors(self, texts: list[str], dimension: int) -> list[list[float]]:
         script = self.server.script
@@ -104,9 +127,8 @@ class GeminiHandler(_BaseHandler):
 
     def do_POST(self) -> None:
         request = self._record()
-        script = self.server.script
-        if script.failures:
-            status = script.failures.pop(0)
+        status = self._next_failure()
+        if status is not None:
             self._send_json(
                 status,
                 {"error": {"code": status, "message": "fake failure", "status": "X"}},
@@ -128,8 +150,8 @@ class OpenAIHandler(_BaseHandler):
     def do_POST(self) -> None:
         request = self._record()
         script = self.server.script
-        if script.failures:
-            status = script.failures.pop(0)
+        status = self._next_failure()
+        if status is not None:
             self._send_json(
                 status, {"error": {"message": "fake failure", "type": "server_error"}}
             )

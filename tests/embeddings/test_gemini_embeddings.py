@@ -8,6 +8,7 @@ from fake_embedding_api import FakeEmbeddingServer, text_vector
 
 from torah_study.embeddings.base import EmbeddingError
 from torah_study.embeddings.gemini import GeminiEmbeddings
+from torah_study.embeddings.retry import RetryPolicy
 
 API_KEY = "test-key-456"
 TEXTS = ["In the beginning", "בראשית ברא אלהים", "Happy is the man", "Avot 1:1", "x"]
@@ -77,7 +78,9 @@ def test_empty_input_sends_nothing(
 
 def test_server_error_raises(gemini_embedding_server: FakeEmbeddingServer) -> None:
     gemini_embedding_server.script.failures = [500]
-    embeddings = make_embeddings(gemini_embedding_server, max_attempts=1)
+    embeddings = make_embeddings(
+        gemini_embedding_server, retry=RetryPolicy(max_attempts=1)
+    )
 
     with pytest.raises(EmbeddingError, match="500") as caught:
         embeddings.embed_passages(["a"])
@@ -87,7 +90,11 @@ def test_server_error_raises(gemini_embedding_server: FakeEmbeddingServer) -> No
 
 def test_rate_limit_is_retried(gemini_embedding_server: FakeEmbeddingServer) -> None:
     gemini_embedding_server.script.failures = [429]
-    embeddings = make_embeddings(gemini_embedding_server, dimension=8, max_attempts=2)
+    embeddings = make_embeddings(
+        gemini_embedding_server,
+        dimension=8,
+        retry=RetryPolicy(max_attempts=2, base_delay=0.01),
+    )
 
     vectors = embeddings.embed_passages(["a"])
 

@@ -8,6 +8,7 @@ from fake_embedding_api import FakeEmbeddingServer, text_vector
 
 from torah_study.embeddings.base import EmbeddingError
 from torah_study.embeddings.openai_compat import OpenAICompatibleEmbeddings
+from torah_study.embeddings.retry import RetryPolicy
 
 TEXTS = ["In the beginning", "בראשית ברא אלהים", "Happy is the man", "Avot 1:1", "x"]
 
@@ -113,7 +114,9 @@ def test_empty_input_sends_nothing(
 
 def test_server_error_raises(openai_embedding_server: FakeEmbeddingServer) -> None:
     openai_embedding_server.script.failures = [500]
-    embeddings = make_embeddings(openai_embedding_server, max_retries=0)
+    embeddings = make_embeddings(
+        openai_embedding_server, retry=RetryPolicy(max_attempts=1)
+    )
 
     with pytest.raises(EmbeddingError, match="HTTP 500"):
         embeddings.embed_passages(["a"])
@@ -121,7 +124,9 @@ def test_server_error_raises(openai_embedding_server: FakeEmbeddingServer) -> No
 
 def test_unavailable_is_retried(openai_embedding_server: FakeEmbeddingServer) -> None:
     openai_embedding_server.script.failures = [503]
-    embeddings = make_embeddings(openai_embedding_server, max_retries=1)
+    embeddings = make_embeddings(
+        openai_embedding_server, retry=RetryPolicy(max_attempts=2, base_delay=0.01)
+    )
 
     vectors = embeddings.embed_passages(["a"])
 

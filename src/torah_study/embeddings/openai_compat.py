@@ -6,7 +6,8 @@ This covers OpenAI itself and self-hosted servers such as vLLM, llama.cpp's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import openai
@@ -16,6 +17,15 @@ from torah_study.answer.llm.openai_compat import (
     make_openai_client,
 )
 from torah_study.embeddings.base import EmbeddingError, Vectors, normalize_rows
+from torah_study.embeddings.retry import (
+    DEFAULT_RETRY,
+    Failure,
+    RateLimiter,
+    RetryPolicy,
+    call_with_retries,
+    estimate_tokens,
+    parse_retry_after,
+)
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -39,14 +49,19 @@ class OpenAICompatibleEmbeddings:
         passage_prefix: str = "",
         request_dimensions: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        max_retries: int = 2,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        limiter: RateLimiter | None = None,
         timeout_seconds: float = 120.0,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         """Create the client. No request is sent before the first embed call.
 
         ``dimension`` must match the model's output. With ``request_dimensions``
         the ``dimensions`` parameter is sent, which OpenAI's text-embedding-3
         models use to shorten vectors, but many other servers reject it.
+        Retries follow ``retry`` (the client's own retries are off), and
+        ``limiter`` paces the requests. ``sleep`` replaces ``time.sleep``
+        between retries, for tests.
         """
         if not base_url:
             raise EmbeddingError(
@@ -69,11 +84,11 @@ class OpenAICompatibleEmbeddings:
         self._passage_prefix = passage_prefix
         self._request_dimensions = request_dimensions
         self._batch_size = batch_size
+        self._retry = retry
+        self._limiter = limiter
+        self._sleep = sleep or time.sleep
         self._client = make_openai_client(
-            base_url,
-            api_key,
-            max_retries=max_retries,
-            timeout_seconds=timeout_seconds,
+            base_url, api_key, max_retries=0, timeout_seconds=timeout_seconds
         )
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
@@ -91,20 +106,17 @@ class OpenAICompatibleEmbeddings:
         return normalize_rows(rows)
 
     def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        if self._limiter is not None:
+            self._limiter.acquire(estimate_tokens(batch))
+        operation = f"Embedding model {self._model} on a batch of {len(batch)} texts"
         try:
-            if self._request_dimensions:
-                response = self._client.embeddings.create(
-                    model=self._model, input=batch, dimensions=self.dimension
-                )
-            else:
-                response = self._client.embeddings.create(
-                    model=self._model, input=batch
-                )
-        except openai.OpenAIError as error:
-            raise EmbeddingError(
-                f"Embedding model {self._model} failed on a batch of {len(batch)} "
-                f"texts: {describe_openai_error(error)}"
-            ) from error
+            response = call_with_retries(
+                lambda: self._request(batch),
+                classify_openai_error,
+                self._retry,
+                operation=operation,
+                sleep=self._sleep,
+            )
         except ValueError as error:
             # The client raises ValueError for a response without data.
             raise EmbeddingError(
@@ -128,3 +140,29 @@ class OpenAICompatibleEmbeddings:
                 )
             rows.append(item.embedding)
         return rows
+
+    def _request(self, batch: list[str]) -> openai.types.CreateEmbeddingResponse:
+        if self._request_dimensions:
+            return self._client.embeddings.create(
+                model=self._model, input=batch, dimensions=self.dimension
+            )
+        return self._client.embeddings.create(model=self._model, input=batch)
+
+
+def classify_openai_error(error: Exception) -> Failure | None:
+    """Retry timeouts, lost connections, 408, 409, 429 and 5xx; nothing else.
+
+    These are the statuses openai-python 1.x retries itself (``_should_retry``).
+    """
+    if not isinstance(error, openai.OpenAIError):
+        return None
+    description = describe_openai_error(error)
+    if isinstance(error, openai.APIConnectionError):
+        # APITimeoutError is a subclass of APIConnectionError.
+        return Failure(True, None, description)
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        retryable = status in (408, 409, 429) or status >= 500
+        retry_after = parse_retry_after(error.response.headers.get("retry-after"))
+        return Failure(retryable, retry_after, description)
+    return Failure(False, None, description)

@@ -198,6 +198,14 @@ class LanceStore:
                 replace=True,
             )
 
+    def optimize_vectors(self) -> None:
+        """Compact the vectors table and add its new rows to the existing indexes.
+
+        Unlike ``finish`` this keeps old table versions (LanceDB's default
+        retention), so a service reading the store meanwhile keeps working.
+        """
+        self._vectors.optimize()
+
     # Searching --------------------------------------------------------------
 
     def keyword(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:

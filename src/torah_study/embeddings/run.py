@@ -1,0 +1,113 @@
+"""The ``embed`` and ``embeddings`` commands: open the library and run a job.
+
+Each function prints its result and returns the process exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torah_study.config import Settings
+from torah_study.embeddings import build_embeddings
+from torah_study.embeddings.base import EmbeddingError, Embeddings
+from torah_study.embeddings.parquet import export_texts, export_vectors, import_vectors
+from torah_study.embeddings.scope import ScopeError, check_scope
+from torah_study.embeddings.stage import embed_configured_scope
+from torah_study.index.lance import LanceStore
+from torah_study.library.catalog import Catalog
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _open(settings: Settings) -> tuple[Catalog, LanceStore, Embeddings]:
+    if not settings.catalog_path.exists():
+        raise EmbeddingError(
+            f"No library in {settings.data_dir}: run `torah-study ingest` first."
+        )
+    catalog = Catalog.load(settings.catalog_path)
+    embedder = build_embeddings(settings)
+    store = LanceStore(settings.index_dir, dimension=embedder.dimension)
+    return catalog, store, embedder
+
+
+def run_embed(settings: Settings, *, quiet: bool = False) -> int:
+    """Embed the dense scope batch by batch, printing progress with rate and ETA."""
+    scope = list(settings.dense_scope)
+    try:
+        catalog, store, embedder = _open(settings)
+        check_scope(scope, catalog)
+    except (EmbeddingError, ScopeError) as error:
+        return _fail(str(error))
+    try:
+        _, written = embed_configured_scope(
+            store,
+            catalog,
+            embedder,
+            settings,
+            announce=lambda line: print(line, flush=True),
+            report=None if quiet else (lambda line: print(line, flush=True)),
+        )
+    except EmbeddingError as error:
+        return _fail(
+            f"{error} Vectors stored before the error are kept; run "
+            "`torah-study embed` again to continue."
+        )
+    if written:
+        store.optimize_vectors()
+    print(f"vectors: {store.vector_count()} ({written} embedded now)")
+    return 0
+
+
+def run_import(settings: Settings, path: Path) -> int:
+    """Import a Parquet vector file and print what was stored and skipped."""
+    try:
+        _, store, embedder = _open(settings)
+        report = import_vectors(path, store, embedder)
+    except EmbeddingError as error:
+        return _fail(str(error))
+    if report.stored:
+        store.optimize_vectors()
+    print(report.summary())
+    return 0
+
+
+def run_export(settings: Settings, path: Path, books: Sequence[str] | None) -> int:
+    """Write the stored, current vectors to a Parquet file."""
+    try:
+        catalog, store, embedder = _open(settings)
+    except EmbeddingError as error:
+        return _fail(str(error))
+    unknown = [title for title in books or () if title not in catalog]
+    if unknown:
+        return _fail(f"unknown book title(s): {', '.join(unknown)}")
+    report = export_vectors(path, store, catalog, embedder, books)
+    print(f"rows written: {report.rows} ({report.stale} stale vectors left out)")
+    print(f"file: {path}")
+    return 0
+
+
+def run_texts(
+    settings: Settings,
+    path: Path,
+    scope: Sequence[str] | None,
+    *,
+    pending_only: bool,
+) -> int:
+    """Write the passage texts of the dense scope for embedding elsewhere."""
+    names = list(scope if scope is not None else settings.dense_scope)
+    try:
+        catalog, store, embedder = _open(settings)
+        check_scope(names, catalog)
+    except (EmbeddingError, ScopeError) as error:
+        return _fail(str(error))
+    rows = export_texts(
+        path, store, catalog, embedder, names, pending_only=pending_only
+    )
+    print(f"rows written: {rows} (texts for {embedder.name})")
+    print(f"file: {path}")
+    return 0
