@@ -144,9 +144,17 @@ class LanceStore:
     def replace_book(
         self, book: str, records: Sequence[SegmentRecord], search: Sequence[str]
     ) -> None:
-        """Replace every segment of ``book`` with ``records``."""
-        self._segments.delete(f"book = {_quote(book)}")
+        """Replace every segment of ``book`` with ``records`` in one commit.
+
+        A reader sees the book either before or after the change, never
+        without rows: a new book is one append, and a stored one is rewritten
+        by a single merge that updates, inserts and deletes its rows.
+        """
+        where = f"book = {_quote(book)}"
+        stored = self._segments.count_rows(where)
         if not records:
+            if stored:
+                self._segments.delete(where)
             return
         columns: dict[str, list[str]] = {name: [] for name in _TEXT_COLUMNS}
         for record in records:
@@ -156,7 +164,16 @@ class LanceStore:
                     value = _categories_cell(value)
                 columns[name].append(value)
         table = pa.table({**columns, "search": list(search)}, schema=_segment_schema())
-        self._segments.add(table)
+        if not stored:
+            self._segments.add(table)
+            return
+        (
+            self._segments.merge_insert("ref")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(where)
+            .execute(table)
+        )
 
     def delete_book(self, book: str) -> None:
         self._segments.delete(f"book = {_quote(book)}")
@@ -184,6 +201,9 @@ class LanceStore:
         if not records:
             return
         refs = [r.ref for r in records]
+        # NOTE: two commits, so a reader that refreshes between them misses
+        # these refs in dense search until the next refresh. A merge would
+        # avoid that but reads the whole table for each batch.
         self._vectors.delete(f"ref IN ({', '.join(_quote(r) for r in refs)})")
         table = pa.table(
             {
