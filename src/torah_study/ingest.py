@@ -206,7 +206,11 @@ def _ingest(
     report = IngestReport()
     state = IngestState(settings.data_dir / STATE_FILE)
     embedder = embeddings or build_embeddings(settings)
-    store = LanceStore(settings.index_dir, dimension=embedder.dimension)
+    store = LanceStore(
+        settings.index_dir,
+        dimension=embedder.dimension,
+        keep_versions=settings.index_keep_versions,
+    )
     catalog = (
         Catalog.load(settings.catalog_path)
         if settings.catalog_path.exists()

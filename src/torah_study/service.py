@@ -157,10 +157,11 @@ def _assemble(
 ) -> Services:
     """Open the index and the library files and build the search components.
 
-    The order keeps the view consistent while an ingest runs: the files are
-    stamped first (a change during loading is seen at the next refresh), and
-    the index is opened before the catalog is read, because the ingest saves
-    a book in the catalog before it writes the book's rows.
+    The order keeps the view consistent while an ingest runs. The files are
+    stamped first, so a change during loading is found at the next refresh.
+    The index is opened before the catalog is read: the ingest saves a book
+    in the catalog before it writes the book's rows, so every book in the
+    opened index is in the catalog read after it.
     """
     if stamps is None:
         stamps = file_stamps(settings)

@@ -339,6 +339,10 @@ def test_workers_serve_during_ingest(
     before = [p for p in probes if p.started < ingest_started]
     during = [p for p in probes if ingest_started <= p.started < ingest_done]
     after = [p for p in probes if p.started >= fresh_from]
+    print(
+        f"requests: {len(before)} before, {len(during)} during "
+        f"({ingest_done - ingest_started:.1f} s) and {len(after)} after the ingest"
+    )
     assert before and during
     assert not any(p.found_exodus for p in before)
 

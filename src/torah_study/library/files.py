@@ -17,8 +17,9 @@ from pathlib import Path
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) in one rename.
 
-    The temporary file gets a unique name, so an interrupted write leaves a
-    stray ``.<name>.*.tmp`` file and the old ``path`` intact.
+    The temporary file gets a unique name in the same folder. A failed write
+    removes it, and a killed writer leaves it as ``.<name>.*.tmp`` beside an
+    intact ``path``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
