@@ -20,6 +20,8 @@ from torah_study.config import Settings
 
 logger = logging.getLogger("torah_study")
 
+MAX_WORKERS = 64
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
@@ -71,6 +73,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from torah_study.embeddings.scope import ScopeError
     from torah_study.ingest import ingest
     from torah_study.library.export import ExportError
+    from torah_study.writer_lock import WriterLockError
 
     settings = _settings(args)
     updates: dict[str, object] = {}
@@ -96,7 +99,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             show_progress=not args.quiet,
             embed=not args.no_embed,
         )
-    except ExportError as error:
+    except (ExportError, WriterLockError) as error:
         return _fail(str(error))
     except ScopeError as error:
         return _fail(
@@ -429,9 +432,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
         resolve_secret(settings)
     except SecretError as error:
         return _fail(str(error))
-    print(f"Torah Study is starting on http://{host}:{port}/", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    workers = args.workers
+    processes = "1 process" if workers == 1 else f"{workers} worker processes"
+    print(
+        f"Torah Study is starting on http://{host}:{port}/ with {processes}",
+        flush=True,
+    )
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return 0
+    _prepare_workers(settings)
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
     return 0
+
+
+def _prepare_workers(settings: Settings) -> None:
+    """Do once what every worker would otherwise race to do, and hand over settings.
+
+    Worker processes are started fresh by uvicorn and read their settings from
+    the environment, so the data folder chosen on the command line is passed
+    there. The accounts database is migrated here, once, and the workers skip
+    the migration.
+    """
+    import os
+
+    from torah_study.db.engine import create_db_engine
+    from torah_study.db.migrate import upgrade
+
+    if settings.migrate_on_start:
+        engine = create_db_engine(settings.database)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    os.environ["TORAH_STUDY_DATA_DIR"] = str(settings.data_dir)
+    os.environ["TORAH_STUDY_MIGRATE_ON_START"] = "false"
+
+
+def worker_app() -> Any:
+    """Build the app in a worker process of ``serve --workers N``."""
+    from torah_study.api.app import create_app
+
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("torah_study").setLevel(logging.INFO)
+    return create_app(Settings())
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -542,6 +596,15 @@ def _port(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {value}: use 1 to 65535")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"invalid worker count {value}: use 1 to {MAX_WORKERS}"
+        )
     return value
 
 
@@ -719,6 +782,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port, 1 to 65535 (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="number of worker processes that share the port (default 1); each "
+        "loads its own models and reads the index, and an ingest may run "
+        "while they serve",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     database = commands.add_parser(

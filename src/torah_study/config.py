@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DENSE_SCOPE = (
@@ -15,6 +16,10 @@ DEFAULT_DENSE_SCOPE = (
     "Mishneh Torah",
     "Shulchan Arukh",
 )
+
+
+# Seconds a replaced index version is kept beyond the refresh interval.
+MIN_VERSION_MARGIN_SECONDS = 60.0
 
 
 def _default_data_dir() -> Path:
@@ -63,6 +68,25 @@ class Settings(BaseSettings):
     books: tuple[str, ...] = Field(
         default=(),
         description="Ingest only these book titles or categories; empty means all.",
+    )
+    index_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How often, in seconds, a serving process checks for a newer index "
+            "version and changed library files (catalog, lexicon, links, "
+            "parashot) written by an ingest; 0 checks before every request."
+        ),
+    )
+    index_keep_versions_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description=(
+            "How long, in seconds, an ingest keeps an index version after a "
+            "newer one replaced it, for serving processes still reading it. "
+            "Must exceed index_refresh_seconds by at least a minute."
+        ),
     )
 
     # Embeddings.
@@ -219,6 +243,24 @@ class Settings(BaseSettings):
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     smtp_timeout_seconds: float = Field(default=15.0, gt=0)
     mail_from: str = "Torah Study <no-reply@localhost>"
+
+    @model_validator(mode="after")
+    def _check_version_retention(self) -> Settings:
+        # A serving process reads a replaced version for up to one refresh
+        # interval plus the length of a request; a minute covers the request.
+        least = self.index_refresh_seconds + MIN_VERSION_MARGIN_SECONDS
+        if self.index_keep_versions_seconds < least:
+            raise ValueError(
+                f"index_keep_versions_seconds is {self.index_keep_versions_seconds}"
+                f" but must be at least index_refresh_seconds + "
+                f"{MIN_VERSION_MARGIN_SECONDS} ({least}), or serving processes may "
+                "read index files an ingest already deleted."
+            )
+        return self
+
+    @property
+    def index_keep_versions(self) -> timedelta:
+        return timedelta(seconds=self.index_keep_versions_seconds)
 
     @property
     def index_dir(self) -> Path:

@@ -47,10 +47,12 @@ from torah_study.library.export import (
     read_schema_titles,
     read_text_file,
 )
+from torah_study.library.files import atomic_write_text
 from torah_study.library.hebrew import search_text
 from torah_study.library.lexicon import Lexicon, build_lexicon
 from torah_study.library.links import build_links
 from torah_study.library.parashot import read_parashot, save_parashot
+from torah_study.writer_lock import writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +131,7 @@ class IngestState:
                 logger.warning("Ignoring unreadable ingest state %s: %s", path, error)
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"books": self.books}), encoding="utf-8")
-        tmp.replace(self.path)
+        atomic_write_text(self.path, json.dumps({"books": self.books}))
 
 
 def to_records(book_text: BookText) -> tuple[list[SegmentRecord], list[str]]:
@@ -200,12 +200,32 @@ def ingest(
     ready sooner and ``torah-study embed`` adds the vectors later. Raises
     ScopeError, after the books are stored, when the dense scope names
     nothing in the library.
+
+    Raises WriterLockError when another process is writing to the data folder.
     """
+    with writer_lock(settings.data_dir, "ingest"):
+        return _ingest(
+            settings, export_dir, dumps, links, embeddings, show_progress, embed
+        )
+
+
+def _ingest(
+    settings: Settings,
+    export_dir: Path | None,
+    dumps: Sequence[Path],
+    links: Sequence[Path],
+    embeddings: Embeddings | None,
+    show_progress: bool,
+    embed: bool,
+) -> IngestReport:
     report = IngestReport()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     state = IngestState(settings.data_dir / STATE_FILE)
     embedder = embeddings or build_embeddings(settings)
-    store = LanceStore(settings.index_dir, dimension=embedder.dimension)
+    store = LanceStore(
+        settings.index_dir,
+        dimension=embedder.dimension,
+        keep_versions=settings.index_keep_versions,
+    )
     catalog = (
         Catalog.load(settings.catalog_path)
         if settings.catalog_path.exists()
@@ -260,7 +280,7 @@ def ingest(
     toc = read_toc_titles(export_dir) if export_dir else []
     if toc:
         outside = settings.catalog_path.with_name(OUTSIDE_TITLES_FILE)
-        outside.write_text(json.dumps(toc, ensure_ascii=False), encoding="utf-8")
+        atomic_write_text(outside, json.dumps(toc, ensure_ascii=False))
 
     started = time.perf_counter()
     link_sources = [
@@ -289,9 +309,7 @@ def ingest(
         # leaves the old lexicon in place. Record the ingest state it was
         # built from.
         saved = build_lexicon(store.bilingual())
-        tmp = lexicon_path.with_suffix(".tmp")
-        saved.save(tmp)
-        tmp.replace(lexicon_path)
+        saved.save(lexicon_path)
     report.lexicon_words = len(saved)
     report.seconds["lexicon"] = time.perf_counter() - started
 
@@ -372,9 +390,12 @@ def _index_book(
         report.books_skipped += 1
         return
     records, search = to_records(book_text)
-    store.replace_book(book.title, records, search)
+    # The catalog is saved before the rows are written: a serving process
+    # refreshes its index before it reloads the catalog, so every book it
+    # finds in the index is then in its catalog too.
     catalog.add(book)
     catalog.save(settings.catalog_path)
+    store.replace_book(book.title, records, search)
     state.books[book.title] = digest
     state.save()
     report.segments_written += len(records)

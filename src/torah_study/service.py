@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -35,7 +38,7 @@ from torah_study.db.migrate import upgrade
 from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
 from torah_study.index.lance import LanceStore
-from torah_study.library.catalog import Catalog
+from torah_study.library.catalog import OUTSIDE_TITLES_FILE, Catalog
 from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import LinkIndex
 from torah_study.retrieval.rerank import CohereReranker, OfflineReranker, Reranker
@@ -47,18 +50,31 @@ logger = logging.getLogger(__name__)
 STALE_STREAM = timedelta(minutes=5)
 
 
+# (name, inode, size, mtime in ns) of each library file, None when it is absent.
+FileStamps = tuple[tuple[str, int, int, int] | None, ...]
+
+
 class NotIngestedError(RuntimeError):
     """Raised when the data folder has no ingested library yet."""
 
 
 @dataclass
 class Services:
+    """One consistent view of the library and the components that search it.
+
+    A serving process replaces the whole object when an ingest changed the
+    library (see ``refreshed``), so a request that took it at its start sees
+    one index version and the catalog, lexicon and links of the same moment.
+    """
+
     settings: Settings
     catalog: Catalog
     store: LanceStore
     embeddings: Embeddings
     retriever: Retriever
     pipeline: AnswerPipeline
+    # Stamps of the library files this view was loaded from; see file_stamps.
+    stamps: FileStamps = ()
 
 
 def build_reranker(settings: Settings, embeddings: Embeddings) -> Reranker:
@@ -85,14 +101,78 @@ def build_services(
         raise NotIngestedError(
             f"No library in {settings.data_dir}: run `torah-study ingest` first."
         )
-    catalog = Catalog.load(settings.catalog_path)
     embeddings = build_embeddings(settings)
-    store = LanceStore(settings.index_dir, dimension=embeddings.dimension)
+    reranker = build_reranker(settings, embeddings)
+    if model == "settings":
+        try:
+            answer_model = build_answer_model(settings)
+        except ProviderError as error:
+            logger.error(
+                "Answer model unavailable, answering with sources only: %s", error
+            )
+            answer_model = None
+    else:
+        answer_model = model  # type: ignore[assignment]
+    return _assemble(settings, embeddings, reranker, answer_model)
+
+
+def refreshed(services: Services) -> Services | None:
+    """Return a new view when an ingest changed the library since ``services``.
+
+    The new view shares the models of ``services`` and opens the index at its
+    newest version. Returns None when neither the index versions nor the
+    library files changed.
+    """
+    settings = services.settings
+    stamps = file_stamps(settings)
+    store = _open_store(settings, services.embeddings)
+    if store.versions() == services.store.versions() and stamps == services.stamps:
+        return None
+    return _assemble(
+        settings,
+        services.embeddings,
+        services.retriever.reranker,
+        services.pipeline.model,
+        store=store,
+        stamps=stamps,
+    )
+
+
+def _open_store(settings: Settings, embeddings: Embeddings) -> LanceStore:
+    return LanceStore(
+        settings.index_dir,
+        dimension=embeddings.dimension,
+        keep_versions=settings.index_keep_versions,
+    )
+
+
+def _assemble(
+    settings: Settings,
+    embeddings: Embeddings,
+    reranker: Reranker,
+    answer_model: AnswerModel | None,
+    *,
+    store: LanceStore | None = None,
+    stamps: FileStamps | None = None,
+) -> Services:
+    """Open the index and the library files and build the search components.
+
+    The order keeps the view consistent while an ingest runs. The files are
+    stamped first, so a change during loading is found at the next refresh.
+    The index is opened before the catalog is read: the ingest saves a book
+    in the catalog before it writes the book's rows, so every book in the
+    opened index is in the catalog read after it.
+    """
+    if stamps is None:
+        stamps = file_stamps(settings)
+    if store is None:
+        store = _open_store(settings, embeddings)
+    catalog = Catalog.load(settings.catalog_path)
     retriever = Retriever(
         store,
         catalog,
         embeddings,
-        build_reranker(settings, embeddings),
+        reranker,
         RetrievalSettings(
             keyword_k=settings.keyword_k,
             dense_k=settings.dense_k,
@@ -106,21 +186,83 @@ def build_services(
         LinkIndex(settings.links_path, catalog),
         lexicon=Lexicon.load(settings.lexicon_path),
     )
-    if model == "settings":
-        try:
-            answer_model = build_answer_model(settings)
-        except ProviderError as error:
-            logger.error(
-                "Answer model unavailable, answering with sources only: %s", error
-            )
-            answer_model = None
-    else:
-        answer_model = model  # type: ignore[assignment]
     pipeline = AnswerPipeline(retriever, catalog, answer_model, settings.llm_max_tokens)
     remote = settings.llm_provider in ("gemini", "openai")
     if answer_model is not None and remote and settings.expand_with_model:
         retriever.expander = partial(hypothetical_passage, answer_model)
-    return Services(settings, catalog, store, embeddings, retriever, pipeline)
+    return Services(settings, catalog, store, embeddings, retriever, pipeline, stamps)
+
+
+def file_stamps(settings: Settings) -> FileStamps:
+    """Return (name, inode, size, mtime in ns) of each library file, None if absent.
+
+    An ingest replaces each file by renaming a new one over it, so a new
+    inode shows a change even within the file system's mtime resolution.
+    """
+    paths = (
+        settings.catalog_path,
+        settings.catalog_path.with_name(OUTSIDE_TITLES_FILE),
+        settings.lexicon_path,
+        settings.links_path,
+        settings.parashot_path,
+    )
+    stamps: list[tuple[str, int, int, int] | None] = []
+    for path in paths:
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            stamps.append(None)
+            continue
+        stamps.append((path.name, status.st_ino, status.st_size, status.st_mtime_ns))
+    return tuple(stamps)
+
+
+class LibraryWatcher:
+    """Looks for a changed library at most once per ``interval`` seconds.
+
+    Serving processes call ``check`` at the start of a request. A failed
+    check (for example a catalog that cannot be read) is logged and the
+    current view stays in use until a later check succeeds.
+    """
+
+    def __init__(
+        self, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._due = clock() + interval
+        self._lock = threading.Lock()
+        self._last_error = ""
+
+    def check(self, current: Services, install: Callable[[Services], None]) -> None:
+        """Hand a new view to ``install`` when the library changed since ``current``.
+
+        Requests that arrive while one checks wait for it, so none of them
+        starts on the view being replaced.
+        """
+        if self._clock() < self._due:
+            return
+        with self._lock:
+            if self._clock() < self._due:
+                return
+            try:
+                fresh = refreshed(current)
+            except Exception as error:  # any failure keeps the current view
+                if str(error) != self._last_error:
+                    logger.exception("Reloading the library failed")
+                    self._last_error = str(error)
+                return
+            finally:
+                self._due = self._clock() + self.interval
+            self._last_error = ""
+            if fresh is None:
+                return
+            install(fresh)
+            logger.info(
+                "Reloaded the library: %d books, index versions %s",
+                len(fresh.catalog),
+                fresh.store.versions(),
+            )
 
 
 @dataclass

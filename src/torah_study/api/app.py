@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -29,7 +30,14 @@ from torah_study.answer.pipeline import (
 )
 from torah_study.api import auth, conversations
 from torah_study.api.auth import current_identity
-from torah_study.api.common import ServicesDep, encode_event, pump, resolve_filters
+from torah_study.api.common import (
+    ServicesDep,
+    encode_event,
+    install_library,
+    pump,
+    refresh_library,
+    resolve_filters,
+)
 from torah_study.api.limits import BodySizeLimit
 from torah_study.api.schemas import (
     ChatRequest,
@@ -42,17 +50,15 @@ from torah_study.api.schemas import (
 from torah_study.api.web import add_web_app, find_web_dir
 from torah_study.calendar import CalendarUnavailable, PortionCalendar
 from torah_study.config import Settings, get_settings
-from torah_study.conversations.chat import ConversationChat
 from torah_study.embeddings.status import read_status
 from torah_study.index.base import SegmentRecord, position_key, position_upper_bound
-from torah_study.library.parashot import load_parashot
 from torah_study.library.refs import Ref, RefError
 from torah_study.service import (
     STALE_STREAM,
     Accounts,
+    LibraryWatcher,
     Services,
     build_accounts,
-    build_rewriter,
     build_services,
 )
 
@@ -80,15 +86,13 @@ def create_app(
             built = await run_in_threadpool(build_services, settings)
         opened = accounts
         if opened is None:
+            # NOTE: conversation titles keep using this first catalog, so a
+            # book added by a later ingest is not named in new titles until
+            # the process restarts.
             opened = await run_in_threadpool(build_accounts, settings, built.catalog)
-        app.state.services = built
         app.state.accounts = opened
-        app.state.calendar = PortionCalendar(
-            load_parashot(settings.parashot_path), built.catalog, built.retriever
-        )
-        app.state.chat = ConversationChat(
-            opened.conversations, built.pipeline, build_rewriter(settings, built)
-        )
+        install_library(app, built)
+        app.state.watcher = LibraryWatcher(settings.index_refresh_seconds)
         load = getattr(built.pipeline.model, "load", None)
         if load is not None:
             try:
@@ -258,6 +262,10 @@ def _add_routes(app: FastAPI) -> None:
             "embeddings": services.embeddings.name,
             # The latest `embed` or ingest embedding run, or None.
             "embedding": read_status(services.settings.data_dir),
+            # Which serving process answered, and the index version it reads:
+            # with several workers each one refreshes on its own.
+            "process": os.getpid(),
+            "index_versions": services.store.versions(),
         }
 
     @app.post("/chat", response_model=ChatResponse, dependencies=SIGNED_IN)
@@ -320,6 +328,7 @@ def _add_routes(app: FastAPI) -> None:
         ] = None,
     ) -> dict[str, Any]:
         """This week's Torah portion, its refs, and three questions about it."""
+        refresh_library(request.app)
         calendar: PortionCalendar = request.app.state.calendar
         if diaspora is None:
             diaspora = request.app.state.settings.calendar_diaspora

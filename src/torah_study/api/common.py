@@ -9,9 +9,10 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 
 from torah_study.answer.pipeline import (
     AnswerCancelled,
@@ -20,16 +21,44 @@ from torah_study.answer.pipeline import (
     TokenEvent,
     VerificationEvent,
 )
+from torah_study.calendar import PortionCalendar
+from torah_study.conversations.chat import ConversationChat
 from torah_study.index.base import Filters
+from torah_study.library.parashot import load_parashot
 from torah_study.library.refs import RefError
-from torah_study.service import Services
+from torah_study.service import LibraryWatcher, Services, build_rewriter
 
 logger = logging.getLogger(__name__)
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
+def install_library(app: FastAPI, services: Services) -> None:
+    """Serve ``services`` and rebuild the components that hold its catalog."""
+    settings = services.settings
+    app.state.calendar = PortionCalendar(
+        load_parashot(settings.parashot_path), services.catalog, services.retriever
+    )
+    app.state.chat = ConversationChat(
+        app.state.accounts.conversations,
+        services.pipeline,
+        build_rewriter(settings, services),
+    )
+    app.state.services = services
+
+
+def refresh_library(app: FastAPI) -> Services:
+    """Pick up a library changed by an ingest, then return the current view.
+
+    Checks at most once per ``index_refresh_seconds``; see LibraryWatcher.
+    """
+    watcher: LibraryWatcher | None = getattr(app.state, "watcher", None)
+    if watcher is not None:
+        watcher.check(app.state.services, partial(install_library, app))
+    services: Services = app.state.services
     return services
+
+
+def get_services(request: Request) -> Services:
+    return refresh_library(request.app)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -12,7 +12,12 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from torah_study.api.auth import AccountsDep, IdentityDep
-from torah_study.api.common import encode_event, pump, resolve_filters
+from torah_study.api.common import (
+    encode_event,
+    pump,
+    refresh_library,
+    resolve_filters,
+)
 from torah_study.api.schemas import (
     ConversationCreate,
     ConversationDetail,
@@ -43,6 +48,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def get_chat(request: Request) -> ConversationChat:
+    refresh_library(request.app)
     chat: ConversationChat = request.app.state.chat
     return chat
 

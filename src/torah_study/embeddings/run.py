@@ -17,6 +17,7 @@ from torah_study.embeddings.scope import ScopeError, check_scope
 from torah_study.embeddings.stage import embed_configured_scope
 from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
+from torah_study.writer_lock import WriterLockError, writer_lock
 
 
 def _fail(message: str) -> int:
@@ -31,12 +32,24 @@ def _open(settings: Settings) -> tuple[Catalog, LanceStore, Embeddings]:
         )
     catalog = Catalog.load(settings.catalog_path)
     embedder = build_embeddings(settings)
-    store = LanceStore(settings.index_dir, dimension=embedder.dimension)
+    store = LanceStore(
+        settings.index_dir,
+        dimension=embedder.dimension,
+        keep_versions=settings.index_keep_versions,
+    )
     return catalog, store, embedder
 
 
 def run_embed(settings: Settings, *, quiet: bool = False) -> int:
     """Embed the dense scope batch by batch, printing progress with rate and ETA."""
+    try:
+        with writer_lock(settings.data_dir, "embed"):
+            return _run_embed(settings, quiet=quiet)
+    except WriterLockError as error:
+        return _fail(str(error))
+
+
+def _run_embed(settings: Settings, *, quiet: bool) -> int:
     scope = list(settings.dense_scope)
     try:
         catalog, store, embedder = _open(settings)
@@ -65,6 +78,14 @@ def run_embed(settings: Settings, *, quiet: bool = False) -> int:
 
 def run_import(settings: Settings, path: Path) -> int:
     """Import a Parquet vector file and print what was stored and skipped."""
+    try:
+        with writer_lock(settings.data_dir, "import"):
+            return _run_import(settings, path)
+    except WriterLockError as error:
+        return _fail(str(error))
+
+
+def _run_import(settings: Settings, path: Path) -> int:
     try:
         _, store, embedder = _open(settings)
         report = import_vectors(path, store, embedder)

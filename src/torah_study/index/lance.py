@@ -4,14 +4,20 @@
 under a BM25 full-text index. ``vectors`` contains dense vectors for the refs in
 the configured dense scope, so keyword search covers everything while the
 slow embedding stage can cover less.
+
+One process writes (an ingest, under the data folder's write lock) while any
+number of serving processes read. Every write commits a new table version,
+and a reader keeps using the version it opened until it calls ``refresh``.
+``finish`` deletes a replaced version only once it has been replaced for
+longer than ``keep_versions``, so a reader that refreshes more often than
+that never reads a version whose files are gone.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,12 @@ VECTORS = "vectors"
 # Below this many vectors an exhaustive scan takes a few milliseconds and is
 # exact, so an approximate IVF-PQ index is only trained for larger scopes.
 VECTOR_INDEX_MIN_ROWS = 100_000
+DEFAULT_KEEP_VERSIONS = timedelta(minutes=10)
+# A cleanup age no table version reaches, for an optimize() that only compacts
+# (None would mean LanceDB's default of 7 days).
+_KEEP_ALL = timedelta(days=365_000)
+# Time between cleanup_age reading the clock and LanceDB reading it.
+_CLOCK_MARGIN = timedelta(seconds=1)
 
 _TEXT_COLUMNS = (
     "ref", "book", "pos", "he", "en", "categories",
@@ -80,12 +92,28 @@ def filter_sql(filters: Filters) -> str | None:
 
 
 class LanceStore:
-    """Segments and vectors in a LanceDB folder."""
+    """Segments and vectors in a LanceDB folder.
 
-    def __init__(self, path: Path, *, dimension: int = 384) -> None:
+    ``keep_versions`` is how long ``finish`` keeps a table version after a
+    newer one replaced it. It must be longer than the interval at which
+    readers call ``refresh`` plus the longest query, or a reader may find the
+    files of its version deleted.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dimension: int = 384,
+        keep_versions: timedelta = DEFAULT_KEEP_VERSIONS,
+    ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.dimension = dimension
+        self.keep_versions = keep_versions
+        # No read_consistency_interval: a table moves to a newer version only
+        # in refresh(), so a serving process can refresh the index and then
+        # reload the catalog, in that order (see service.LibraryRefresher).
         self._db = lancedb.connect(str(path))
         self._segments: Any = self._open(SEGMENTS, _segment_schema())
         self._vectors: Any = self._open(VECTORS, _vector_schema(dimension))
@@ -93,16 +121,40 @@ class LanceStore:
     def _open(self, name: str, schema: pa.Schema) -> Any:
         if name in self._db.list_tables().tables:
             return self._db.open_table(name)
-        return self._db.create_table(name, schema=schema)
+        # exist_ok: another process may create the table at the same moment.
+        return self._db.create_table(name, schema=schema, exist_ok=True)
+
+    def refresh(self) -> None:
+        """Move both tables to their newest committed version.
+
+        Queries already running keep the version they started on.
+        """
+        self._segments.checkout_latest()
+        self._vectors.checkout_latest()
+
+    def versions(self) -> dict[str, int]:
+        """Return the table version this store reads, by table name."""
+        return {
+            SEGMENTS: int(self._segments.version),
+            VECTORS: int(self._vectors.version),
+        }
 
     # Writing ----------------------------------------------------------------
 
     def replace_book(
         self, book: str, records: Sequence[SegmentRecord], search: Sequence[str]
     ) -> None:
-        """Replace every segment of ``book`` with ``records``."""
-        self._segments.delete(f"book = {_quote(book)}")
+        """Replace every segment of ``book`` with ``records`` in one commit.
+
+        A reader sees the book either before or after the change, never
+        without rows: a new book is one append, and a stored one is rewritten
+        by a single merge that updates, inserts and deletes its rows.
+        """
+        where = f"book = {_quote(book)}"
+        stored = self._segments.count_rows(where)
         if not records:
+            if stored:
+                self._segments.delete(where)
             return
         columns: dict[str, list[str]] = {name: [] for name in _TEXT_COLUMNS}
         for record in records:
@@ -112,7 +164,16 @@ class LanceStore:
                     value = _categories_cell(value)
                 columns[name].append(value)
         table = pa.table({**columns, "search": list(search)}, schema=_segment_schema())
-        self._segments.add(table)
+        if not stored:
+            self._segments.add(table)
+            return
+        (
+            self._segments.merge_insert("ref")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(where)
+            .execute(table)
+        )
 
     def delete_book(self, book: str) -> None:
         self._segments.delete(f"book = {_quote(book)}")
@@ -140,6 +201,9 @@ class LanceStore:
         if not records:
             return
         refs = [r.ref for r in records]
+        # NOTE: two commits, so a reader that refreshes between them misses
+        # these refs in dense search until the next refresh. A merge would
+        # avoid that but reads the whole table for each batch.
         self._vectors.delete(f"ref IN ({', '.join(_quote(r) for r in refs)})")
         table = pa.table(
             {
@@ -160,17 +224,15 @@ class LanceStore:
             self._vectors.delete(f"ref IN ({', '.join(_quote(r) for r in chunk)})")
 
     def finish(self) -> None:
-        """Compact fragments and (re)build the indexes after writing."""
-        # Ingestion rewrites whole books, so old table versions would keep the
-        # replaced rows on disk. They are dropped now. LanceDB warns that a
-        # reader still on an old version then fails, so no server may read the
-        # index during ingestion, and the expected warning is silenced.
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=r"optimize\(cleanup_older_than=0\)"
-            )
-            self._segments.optimize(cleanup_older_than=timedelta(0))
-            self._vectors.optimize(cleanup_older_than=timedelta(0))
+        """Compact fragments, drop long-replaced versions and rebuild the indexes.
+
+        Each index is rebuilt with ``replace=True``, which commits the new
+        index in a new table version: a reader sees either the old index or
+        the new one, and the old index files stay on disk with the version
+        that uses them.
+        """
+        for table in (self._segments, self._vectors):
+            table.optimize(cleanup_older_than=_KEEP_ALL)
         if self._segments.count_rows():
             self._segments.create_index(
                 "search",
@@ -197,6 +259,12 @@ class LanceStore:
                 num_sub_vectors=self.dimension // 8,
                 replace=True,
             )
+        # Ingestion rewrites whole books, so old versions keep the replaced
+        # rows on disk until they are removed here. The slow compaction ran
+        # above, so this optimize() reaches its cleanup within milliseconds of
+        # cleanup_age reading the clock (_CLOCK_MARGIN allows a second).
+        for table in (self._segments, self._vectors):
+            table.optimize(cleanup_older_than=cleanup_age(table, self.keep_versions))
 
     def optimize_vectors(self) -> None:
         """Compact the vectors table and add its new rows to the existing indexes.
@@ -317,6 +385,29 @@ class LanceStore:
             self._segments.search().where(where).select(columns).limit(limit).to_list()
         )
         return [_record(row) for row in rows]
+
+
+def cleanup_age(table: Any, keep: timedelta) -> timedelta:
+    """Return the ``cleanup_older_than`` that removes only long-replaced versions.
+
+    LanceDB removes every version whose own commit time is older than the
+    given age, except the latest (LanceDB 0.40 ``optimize`` documentation).
+    A reader, however, may use a version until some time after the next
+    version replaced it, however old the version itself is. So a version is
+    removed only when its successor was committed more than ``keep`` ago: the
+    age returned is that of the newest version committed before ``now -
+    keep``, which removes the versions before it and keeps it and all later
+    ones.
+    """
+    now = datetime.now()
+    # list_versions gives local naive datetimes (datetime.fromtimestamp).
+    stamps: list[datetime] = sorted(v["timestamp"] for v in table.list_versions())
+    settled = [stamp for stamp in stamps if stamp <= now - keep]
+    if not settled:
+        return _KEEP_ALL
+    # The margin moves the cut earlier, so a clock read later by LanceDB
+    # cannot move it past the version to keep.
+    return now - settled[-1] + _CLOCK_MARGIN
 
 
 def _record(row: dict[str, Any]) -> SegmentRecord:

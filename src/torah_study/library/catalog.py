@@ -16,6 +16,7 @@ from typing import Any
 
 from torah_study.library.aliases import skeleton, usable
 from torah_study.library.categories import category_key, same_category
+from torah_study.library.files import atomic_write_text
 from torah_study.library.hebrew import strip_marks
 from torah_study.library.refs import (
     Ref,
@@ -155,11 +156,9 @@ class Catalog:
     # Persistence -----------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        """Write the books to ``path`` atomically, for processes that reload it."""
         payload = [asdict(book) for book in self.books.values()]
-        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: Path) -> Catalog:

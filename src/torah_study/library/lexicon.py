@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from torah_study.library.files import atomic_write_text
 from torah_study.library.hebrew import normalize, prefix_variants, tokenize
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Lexicon:
             "english": self.english,
             "hebrew": self.hebrew,
         }
-        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        atomic_write_text(path, json.dumps(data, ensure_ascii=False))
 
     @classmethod
     def read(cls, path: Path) -> Lexicon | None:

@@ -12,6 +12,8 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from torah_study.library.files import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 TORAH = ("Genesis", "Exodus", "Leviticus", "Numbers", "Deuteronomy")
@@ -79,7 +81,7 @@ def read_parashot(export_dir: Path) -> list[Parashah]:
 
 def save_parashot(parashot: list[Parashah], path: Path) -> None:
     payload = [asdict(parashah) for parashah in parashot]
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+    atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=1))
 
 
 def load_parashot(path: Path) -> list[Parashah]:
