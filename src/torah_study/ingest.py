@@ -27,8 +27,8 @@ from tqdm import tqdm
 from torah_study.config import Settings
 from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings, Vectors
-from torah_study.index.base import SegmentRecord, position_key
-from torah_study.index.lance import LanceStore
+from torah_study.index.base import SegmentRecord, SegmentStore, position_key
+from torah_study.index.factory import open_store
 from torah_study.library.catalog import (
     OUTSIDE_TITLES_FILE,
     Book,
@@ -194,7 +194,11 @@ def ingest(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     state = IngestState(settings.data_dir / STATE_FILE)
     embedder = embeddings or build_embeddings(settings)
-    store = LanceStore(settings.index_dir, dimension=embedder.dimension)
+    store = open_store(settings, embedder.dimension)
+    if state.books and not store.count():
+        # An empty store (a new database, or another backend) holds none of
+        # the books the state file lists as written, so all are written again.
+        state.books.clear()
     catalog = (
         Catalog.load(settings.catalog_path)
         if settings.catalog_path.exists()
@@ -277,7 +281,7 @@ def ingest(
 
 def _index_book(
     book_text: BookText,
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     state: IngestState,
     settings: Settings,
@@ -303,7 +307,7 @@ def _index_book(
 
 
 def embed_scope(
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     embedder: Embeddings,
     settings: Settings,

@@ -34,7 +34,8 @@ from torah_study.db.engine import (
 from torah_study.db.migrate import upgrade
 from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
-from torah_study.index.lance import LanceStore
+from torah_study.index.base import SegmentStore
+from torah_study.index.factory import open_store
 from torah_study.library.catalog import Catalog
 from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import LinkIndex
@@ -55,7 +56,7 @@ class NotIngestedError(RuntimeError):
 class Services:
     settings: Settings
     catalog: Catalog
-    store: LanceStore
+    store: SegmentStore
     embeddings: Embeddings
     retriever: Retriever
     pipeline: AnswerPipeline
@@ -87,7 +88,7 @@ def build_services(
         )
     catalog = Catalog.load(settings.catalog_path)
     embeddings = build_embeddings(settings)
-    store = LanceStore(settings.index_dir, dimension=embeddings.dimension)
+    store = open_store(settings, embeddings.dimension)
     retriever = Retriever(
         store,
         catalog,

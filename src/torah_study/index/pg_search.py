@@ -1,0 +1,163 @@
+"""The PostgreSQL text search configuration for Hebrew and English keyword search.
+
+The configuration ``torah_study_search`` sends English words (the parser's
+``asciiword``) to the ``english`` Snowball stemmer. Hebrew words go through
+an ``unaccent`` dictionary whose rules remove niqqud and cantillation, then
+an ``ispell`` dictionary built from Debian's ``hunspell-he`` that reduces
+prefixed and inflected forms to their stem, then ``simple``.
+
+The hunspell-he files are AGPL-3 and are never shipped with this package:
+``install_dictionary_files`` copies them from the operating system into the
+server's ``tsearch_data`` folder. Without them the configuration is built
+from unaccent and ``simple`` only, and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+logger = logging.getLogger(__name__)
+
+CONFIGURATION = "torah_study_search"
+RULES_NAME = "torah_study_niqqud"
+ISPELL_NAME = "he_il"
+HUNSPELL_DIR = Path("/usr/share/hunspell")
+HUNSPELL_FILES = {
+    "he_IL.aff": f"{ISPELL_NAME}.affix",
+    "he_IL.dic": f"{ISPELL_NAME}.dict",
+}
+
+# Hebrew points and accents. Maqaf (U+05BE), paseq (U+05C0), sof pasuq (U+05C3)
+# and nun hafukha (U+05C6) separate words, so they stay for the parser to
+# split on; the other marks are removed from inside a word.
+_KEPT_MARKS = {0x05BE, 0x05C0, 0x05C3, 0x05C6}
+NIQQUD = tuple(chr(c) for c in range(0x0591, 0x05C8) if c not in _KEPT_MARKS)
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """What the configuration in a database was built from."""
+
+    hebrew_dictionary: bool
+    rules_file: bool
+
+
+def niqqud_rules() -> str:
+    """Return the unaccent rules file: one mark a line, each mapped to nothing."""
+    return "".join(f"{mark}\n" for mark in NIQQUD)
+
+
+def server_sharedir(connection: psycopg.Connection[tuple[object, ...]]) -> Path | None:
+    """Return the server's share folder, or None when this role may not read it."""
+    try:
+        row = connection.execute(
+            "SELECT setting FROM pg_config WHERE name = 'SHAREDIR'"
+        ).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        connection.rollback()
+        return None
+    return Path(str(row[0])) if row else None
+
+
+def install_dictionary_files(
+    sharedir: Path, hunspell_dir: Path = HUNSPELL_DIR
+) -> SearchSetup:
+    """Write the niqqud rules and copy hunspell-he into ``sharedir/tsearch_data``.
+
+    Works only where the server's share folder is on this machine and
+    writable (a local or embedded server). Files already in place are kept.
+    """
+    folder = sharedir / "tsearch_data"
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Text search folder not found: {folder}. Run this on the database "
+            "server's machine, or install the files there by hand."
+        )
+    rules = folder / f"{RULES_NAME}.rules"
+    if not rules.exists():
+        rules.write_text(niqqud_rules(), encoding="utf-8")
+    missing = [name for name in HUNSPELL_FILES if not (hunspell_dir / name).exists()]
+    if missing:
+        logger.warning(
+            "hunspell-he not found in %s (missing %s): Hebrew keyword search will "
+            "not reduce prefixed forms; install the Debian package hunspell-he",
+            hunspell_dir,
+            ", ".join(missing),
+        )
+    else:
+        for source, target in HUNSPELL_FILES.items():
+            destination = folder / target
+            if not destination.exists():
+                shutil.copyfile(hunspell_dir / source, destination)
+    return SearchSetup(
+        hebrew_dictionary=not missing and (folder / f"{ISPELL_NAME}.dict").exists(),
+        rules_file=True,
+    )
+
+
+def create_configuration(connection: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Create the dictionaries and the configuration unless they exist.
+
+    Returns whether the Hebrew ispell dictionary is part of it. Needs the
+    ``unaccent`` extension and the rules file (see
+    ``install_dictionary_files``). The caller commits.
+    """
+    exists = connection.execute(
+        "SELECT 1 FROM pg_ts_config WHERE cfgname = %s", (CONFIGURATION,)
+    ).fetchone()
+    if exists:
+        return has_hebrew_dictionary(connection)
+    connection.execute(
+        f"CREATE TEXT SEARCH DICTIONARY torah_study_unaccent "
+        f"(TEMPLATE = unaccent, RULES = '{RULES_NAME}')"
+    )
+    hebrew = _create_ispell(connection)
+    connection.execute(
+        f"CREATE TEXT SEARCH CONFIGURATION {CONFIGURATION} (COPY = simple)"
+    )
+    chain = (
+        "torah_study_unaccent, torah_study_hebrew, simple"
+        if hebrew
+        else ("torah_study_unaccent, simple")
+    )
+    connection.execute(
+        f"ALTER TEXT SEARCH CONFIGURATION {CONFIGURATION} "
+        f"ALTER MAPPING FOR word, hword, hword_part WITH {chain}"
+    )
+    connection.execute(
+        f"ALTER TEXT SEARCH CONFIGURATION {CONFIGURATION} "
+        "ALTER MAPPING FOR asciiword, asciihword, hword_asciipart WITH english_stem"
+    )
+    if not hebrew:
+        logger.warning(
+            "Created %s without the Hebrew dictionary: prefixed Hebrew forms match "
+            "only through the application's prefix variants",
+            CONFIGURATION,
+        )
+    return hebrew
+
+
+def has_hebrew_dictionary(connection: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM pg_ts_dict WHERE dictname = 'torah_study_hebrew'"
+    ).fetchone()
+    return row is not None
+
+
+def _create_ispell(connection: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Create the ispell dictionary; return False when its files are missing."""
+    try:
+        with connection.transaction():
+            connection.execute(
+                f"CREATE TEXT SEARCH DICTIONARY torah_study_hebrew (TEMPLATE = ispell, "
+                f"DictFile = {ISPELL_NAME}, AffFile = {ISPELL_NAME})"
+            )
+    except psycopg.errors.UndefinedFile as error:
+        logger.warning("The Hebrew ispell dictionary is not installed: %s", error)
+        return False
+    return True
