@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from servers import Mailbox, free_port
@@ -113,6 +114,60 @@ def services(library_settings: Settings):  # type: ignore[no-untyped-def]
     from torah_study.service import build_services
 
     return build_services(library_settings, model=None)
+
+
+@pytest.fixture(scope="session")
+def postgres_library_settings(
+    library_settings: Settings, postgres_url: str
+) -> Settings:
+    """The test library's settings with its segments and vectors copied to PostgreSQL.
+
+    The copy holds the same records, keyword texts and vectors as the
+    LanceDB index, so both backends search the same library.
+    """
+    from torah_study.config import libpq_url
+    from torah_study.index.lance import LanceStore
+    from torah_study.index.postgres import PostgresStore
+    from torah_study.library.hebrew import search_text
+
+    settings = library_settings.model_copy(
+        update={
+            "retrieval_backend": "postgres",
+            "retrieval_database_url": libpq_url(_fresh_postgres_database(postgres_url)),
+        }
+    )
+    catalog = Catalog.load(settings.catalog_path)
+    lance = LanceStore(settings.index_dir)
+    books = []
+    for title in lance.books():
+        book = catalog.books[title]
+        records = lance.span(title, "", "~", 1_000_000)
+        # The same keyword text as ingestion writes (ingest.to_records).
+        search = [
+            search_text(f"{book.title} {book.he_title} {r.he} {r.en}") for r in records
+        ]
+        vectors = lance.vectors_for([r.ref for r in records])
+        books.append((title, records, search, vectors, lance.vector_digests(title)))
+    dimension = next(len(v) for *_, vectors, _ in books for v in vectors.values())
+    store = PostgresStore(settings.retrieval_database, dimension=dimension)
+    try:
+        for title, records, search, vectors, digests in books:
+            store.replace_book(title, records, search)
+            embedded = [r for r in records if r.ref in vectors]
+            if embedded:
+                matrix = np.stack([vectors[r.ref] for r in embedded])
+                store.add_vectors(embedded, matrix, [digests[r.ref] for r in embedded])
+        store.finish()
+    finally:
+        store.close()
+    return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_services(postgres_library_settings: Settings):  # type: ignore[no-untyped-def]
+    from torah_study.service import build_services
+
+    return build_services(postgres_library_settings, model=None)
 
 
 # Servers for the accounts tests: PostgreSQL and SMTP.

@@ -15,6 +15,7 @@ from unaccent and ``simple`` only, and a warning is logged.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +101,18 @@ def install_dictionary_files(
     )
 
 
-def create_configuration(connection: psycopg.Connection[tuple[object, ...]]) -> bool:
+def create_configuration(
+    connection: psycopg.Connection[tuple[object, ...]], ispell_name: str = ISPELL_NAME
+) -> bool:
     """Create the dictionaries and the configuration unless they exist.
 
-    Returns whether the Hebrew ispell dictionary is part of it. Needs the
+    Returns whether the Hebrew ispell dictionary (the files ``ispell_name``
+    .dict and .affix in ``tsearch_data``) is part of it. Needs the
     ``unaccent`` extension and the rules file (see
     ``install_dictionary_files``). The caller commits.
     """
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", ispell_name):
+        raise ValueError(f"Invalid dictionary file name {ispell_name!r}")
     exists = connection.execute(
         "SELECT 1 FROM pg_ts_config WHERE cfgname = %s", (CONFIGURATION,)
     ).fetchone()
@@ -116,7 +122,7 @@ def create_configuration(connection: psycopg.Connection[tuple[object, ...]]) -> 
         f"CREATE TEXT SEARCH DICTIONARY torah_study_unaccent "
         f"(TEMPLATE = unaccent, RULES = '{RULES_NAME}')"
     )
-    hebrew = _create_ispell(connection)
+    hebrew = _create_ispell(connection, ispell_name)
     connection.execute(
         f"CREATE TEXT SEARCH CONFIGURATION {CONFIGURATION} (COPY = simple)"
     )
@@ -149,15 +155,17 @@ def has_hebrew_dictionary(connection: psycopg.Connection[tuple[object, ...]]) ->
     return row is not None
 
 
-def _create_ispell(connection: psycopg.Connection[tuple[object, ...]]) -> bool:
+def _create_ispell(
+    connection: psycopg.Connection[tuple[object, ...]], ispell_name: str
+) -> bool:
     """Create the ispell dictionary; return False when its files are missing."""
     try:
         with connection.transaction():
             connection.execute(
-                f"CREATE TEXT SEARCH DICTIONARY torah_study_hebrew (TEMPLATE = ispell, "
-                f"DictFile = {ISPELL_NAME}, AffFile = {ISPELL_NAME})"
+                "CREATE TEXT SEARCH DICTIONARY torah_study_hebrew (TEMPLATE = ispell, "
+                f"DictFile = {ispell_name}, AffFile = {ispell_name})"
             )
-    except psycopg.errors.UndefinedFile as error:
+    except (psycopg.errors.UndefinedFile, psycopg.errors.ConfigFileError) as error:
         logger.warning("The Hebrew ispell dictionary is not installed: %s", error)
         return False
     return True
