@@ -65,6 +65,12 @@ def parse_args() -> argparse.Namespace:
         default=5,
         help="questions run through the answer pipeline (default 5)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=["lance", "postgres"],
+        default="lance",
+        help="retrieval store; postgres reads TORAH_STUDY_RETRIEVAL_DATABASE_URL",
+    )
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
     return parser.parse_args()
 
@@ -249,15 +255,18 @@ def main() -> int:
         sys.exit("error: --repeats must be at least 1.")
     if args.model is not None and not args.model.is_file():
         sys.exit(f"error: model file not found: {args.model}")
-    settings = Settings(data_dir=args.data_dir, llm_provider="sources")
+    settings = Settings(
+        data_dir=args.data_dir, llm_provider="sources", retrieval_backend=args.backend
+    )
     try:
         services = build_services(settings, model=None)
-    except NotIngestedError as error:
+    except (NotIngestedError, ValueError) as error:
         sys.exit(f"error: {error}")
     queries = benchmark_queries(args.questions)
     result: dict[str, Any] = {
         "machine": machine_info(),
         "data_dir": str(args.data_dir),
+        "backend": args.backend,
         "segments": services.store.count(),
         "vectors": services.store.vector_count(),
     }

@@ -134,6 +134,11 @@ def test_configuration_without_dictionary(empty_store_url: str, caplog) -> None:
     assert "without the Hebrew dictionary" in caplog.text
     # Niqqud still goes; the prefixes stay.
     assert _lexemes(empty_store_url, "וְהָאָרֶץ") == "'והארץ':1"
+    with psycopg.connect(empty_store_url) as connection:
+        assert pg_search.create_configuration(connection) is False
+        assert pg_search.create_configuration(connection, upgrade=True) is True
+        connection.commit()
+    assert _lexemes(empty_store_url, "וְהָאָרֶץ") == "'ארץ':1"
 
 
 def test_install_without_hunspell(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]

@@ -102,12 +102,17 @@ def install_dictionary_files(
 
 
 def create_configuration(
-    connection: psycopg.Connection[tuple[object, ...]], ispell_name: str = ISPELL_NAME
+    connection: psycopg.Connection[tuple[object, ...]],
+    ispell_name: str = ISPELL_NAME,
+    *,
+    upgrade: bool = False,
 ) -> bool:
     """Create the dictionaries and the configuration unless they exist.
 
     Returns whether the Hebrew ispell dictionary (the files ``ispell_name``
-    .dict and .affix in ``tsearch_data``) is part of it. Needs the
+    .dict and .affix in ``tsearch_data``) is part of it. ``upgrade`` adds
+    the dictionary to a configuration built without it; stored ``tsvector``
+    values then need recomputing. Needs the
     ``unaccent`` extension and the rules file (see
     ``install_dictionary_files``). The caller commits.
     """
@@ -117,7 +122,15 @@ def create_configuration(
         "SELECT 1 FROM pg_ts_config WHERE cfgname = %s", (CONFIGURATION,)
     ).fetchone()
     if exists:
-        return has_hebrew_dictionary(connection)
+        if has_hebrew_dictionary(connection) or not upgrade:
+            return has_hebrew_dictionary(connection)
+        # Built before hunspell-he was installed: add the dictionary now if
+        # its files have appeared since.
+        if not _create_ispell(connection, ispell_name):
+            return False
+        _map_words(connection, hebrew=True)
+        logger.info("Added the Hebrew dictionary to %s", CONFIGURATION)
+        return True
     connection.execute(
         f"CREATE TEXT SEARCH DICTIONARY torah_study_unaccent "
         f"(TEMPLATE = unaccent, RULES = '{RULES_NAME}')"
@@ -126,15 +139,7 @@ def create_configuration(
     connection.execute(
         f"CREATE TEXT SEARCH CONFIGURATION {CONFIGURATION} (COPY = simple)"
     )
-    chain = (
-        "torah_study_unaccent, torah_study_hebrew, simple"
-        if hebrew
-        else ("torah_study_unaccent, simple")
-    )
-    connection.execute(
-        f"ALTER TEXT SEARCH CONFIGURATION {CONFIGURATION} "
-        f"ALTER MAPPING FOR word, hword, hword_part WITH {chain}"
-    )
+    _map_words(connection, hebrew)
     connection.execute(
         f"ALTER TEXT SEARCH CONFIGURATION {CONFIGURATION} "
         "ALTER MAPPING FOR asciiword, asciihword, hword_asciipart WITH english_stem"
@@ -146,6 +151,19 @@ def create_configuration(
             CONFIGURATION,
         )
     return hebrew
+
+
+def _map_words(
+    connection: psycopg.Connection[tuple[object, ...]], hebrew: bool
+) -> None:
+    """Map the parser's non-ASCII word tokens to the Hebrew dictionary chain."""
+    chain = "torah_study_unaccent, simple"
+    if hebrew:
+        chain = "torah_study_unaccent, torah_study_hebrew, simple"
+    connection.execute(
+        f"ALTER TEXT SEARCH CONFIGURATION {CONFIGURATION} "
+        f"ALTER MAPPING FOR word, hword, hword_part WITH {chain}"
+    )
 
 
 def has_hebrew_dictionary(connection: psycopg.Connection[tuple[object, ...]]) -> bool:

@@ -1,0 +1,29 @@
+"""The command line's PostgreSQL retrieval options on a real server."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import _fresh_postgres_database
+from torah_study.cli import main
+from torah_study.config import libpq_url
+
+
+def test_setup_search_reports_dictionary(
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = libpq_url(_fresh_postgres_database(postgres_url))
+    monkeypatch.setenv("TORAH_STUDY_RETRIEVAL_DATABASE_URL", url)
+    assert main(["--backend", "postgres", "db", "setup-search"]) == 0
+    assert "uses the Hebrew dictionary" in capsys.readouterr().out
+
+
+def test_setup_search_needs_postgres(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("TORAH_STUDY_RETRIEVAL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TORAH_STUDY_DATABASE_URL", f"sqlite:///{tmp_path}/a.db")
+    assert main(["db", "setup-search"]) == 1
+    assert "needs a PostgreSQL URL" in capsys.readouterr().err
