@@ -168,7 +168,7 @@ class FusingStore(Protocol):
 def neighbour_window(record: SegmentRecord) -> tuple[str, str]:
     """Return the ``[low, high)`` positions of a record's section and the two beside it.
 
-    A chapter, or a daf's amud, is the section; neighbour lookups read only
+    A chapter, or a daf's amud, is the section. Neighbour lookups read only
     this window, so a lookup in a long tractate does not scan the whole book.
     """
     position = [int(part) for part in record.pos.split(".")]

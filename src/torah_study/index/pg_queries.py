@@ -60,11 +60,11 @@ def keyword_query(leg: KeywordLeg, prefix: str = "") -> tuple[str, Params]:
 
 
 def dense_query(leg: DenseLeg, prefix: str = "") -> tuple[str, Params]:
-    """Return the nearest vectors by cosine distance; the score is the cosine.
+    """Select the nearest vectors by cosine distance, scored by the cosine.
 
-    The inner query is what the HNSW index answers (approximate, and with
-    ``hnsw.iterative_scan = relaxed_order`` not strictly ordered), so the
-    outer query sorts its rows again.
+    The HNSW index runs the inner query. Its rows are approximate and, with
+    ``hnsw.iterative_scan = relaxed_order``, not strictly ordered, so the
+    outer query sorts them again.
     """
     params: Params = {
         f"{prefix}vector": np.asarray(leg.vector, dtype=np.float32),

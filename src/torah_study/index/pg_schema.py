@@ -76,7 +76,7 @@ def _tables_sql(dimension: int) -> list[str]:
 
 
 class SchemaError(RuntimeError):
-    """The database holds retrieval tables this version cannot use."""
+    """Raised when the database contains retrieval tables this version cannot use."""
 
 
 def create_schema(

@@ -33,16 +33,16 @@ HUNSPELL_FILES = {
     "he_IL.dic": f"{ISPELL_NAME}.dict",
 }
 
-# Hebrew points and accents. Maqaf (U+05BE), paseq (U+05C0), sof pasuq (U+05C3)
-# and nun hafukha (U+05C6) separate words, so they stay for the parser to
-# split on; the other marks are removed from inside a word.
+# Hebrew points and accents, removed from inside words. Maqaf (U+05BE),
+# paseq (U+05C0), sof pasuq (U+05C3) and nun hafukha (U+05C6) separate words,
+# so they stay for the parser to split on.
 _KEPT_MARKS = {0x05BE, 0x05C0, 0x05C3, 0x05C6}
 NIQQUD = tuple(chr(c) for c in range(0x0591, 0x05C8) if c not in _KEPT_MARKS)
 
 
 @dataclass(frozen=True)
 class SearchSetup:
-    """What the configuration in a database was built from."""
+    """The files a text search configuration can be built from."""
 
     hebrew_dictionary: bool
     rules_file: bool
