@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,7 +32,7 @@ def empty_store_url(postgres_url: str) -> str:
     return libpq_url(_fresh_postgres_database(postgres_url))
 
 
-def _answerable_questions() -> list[dict[str, object]]:
+def _answerable_questions() -> list[dict[str, Any]]:
     """Questions of the evaluation set whose answers are in the test library."""
     path = REPO / "eval" / "questions.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -39,10 +40,7 @@ def _answerable_questions() -> list[dict[str, object]]:
         row
         for row in rows
         if row["kind"] == "answerable"
-        and any(
-            str(ref).rsplit(" ", 1)[0] in TEST_BOOKS
-            for ref in row["gold_refs"]  # type: ignore[attr-defined]
-        )
+        and any(str(ref).rsplit(" ", 1)[0] in TEST_BOOKS for ref in row["gold_refs"])
     ]
 
 
@@ -212,7 +210,7 @@ def test_retriever_agrees_across_backends(services, postgres_services) -> None: 
         ]
         same_top += lance[:1] == pg[:1]
         overlap += len(set(lance) & set(pg)) / max(len(lance), len(pg), 1)
-        expected = set(row["gold_refs"])  # type: ignore[call-overload]
+        expected = set(row["gold_refs"])
         gold["lance"] += bool(expected & set(lance))
         gold["postgres"] += bool(expected & set(pg))
     assert same_top >= len(questions) - 2

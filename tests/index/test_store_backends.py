@@ -33,7 +33,7 @@ def lance_store(services) -> SegmentStore:  # type: ignore[no-untyped-def]
 
 def _search(
     store: SegmentStore, question: str, k: int = 20, **filters: tuple[str, ...]
-):  # type: ignore[no-untyped-def]
+) -> list[str]:
     """Run the keyword leg the way the retriever does: normalised terms."""
     query = keyword_query(content_terms(question))
     return [hit.ref for hit in store.keyword(query, k, Filters(**filters))]

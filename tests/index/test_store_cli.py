@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import _fresh_postgres_database
@@ -21,8 +23,10 @@ def test_setup_search_reports_dictionary(
 
 
 def test_setup_search_needs_postgres(
-    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.delenv("TORAH_STUDY_RETRIEVAL_DATABASE_URL", raising=False)
     monkeypatch.setenv("TORAH_STUDY_DATABASE_URL", f"sqlite:///{tmp_path}/a.db")
     assert main(["db", "setup-search"]) == 1
