@@ -161,6 +161,39 @@ def test_keyword_normalises_raw_query_text(postgres_services) -> None:  # type: 
     assert pointed == plain
 
 
+def test_iterative_scan_fills_filtered_ann(postgres_library_settings: Settings) -> None:
+    """On the HNSW index, a filtered query returns k rows only with iterative scans."""
+    from pgvector.psycopg import register_vector
+
+    from torah_study.index import pg_queries
+    from torah_study.index.base import DenseLeg, Filters
+    from torah_study.index.postgres import tune_ann_search
+
+    url = postgres_library_settings.retrieval_database
+    with psycopg.connect(url) as connection:
+        register_vector(connection)
+        row = connection.execute(
+            "SELECT embedding FROM retrieval_vectors WHERE ref = 'Leviticus 19:18'"
+        ).fetchone()
+        assert row is not None
+        leg = DenseLeg(
+            "dense", row[0].to_numpy(), 100, Filters(categories=("Mishnah",))
+        )
+        sql, params = pg_queries.dense_query(leg)
+        # Make the planner use the HNSW index, as it does on a large table.
+        connection.execute("SET enable_seqscan = off")
+        connection.execute("SET enable_bitmapscan = off")
+        plan = connection.execute("EXPLAIN " + sql, params).fetchall()
+        assert any("retrieval_vectors_embedding_hnsw" in str(line[0]) for line in plan)
+        connection.execute("SET hnsw.iterative_scan = off")
+        without = connection.execute(sql, params).fetchall()
+        with connection.transaction():
+            tune_ann_search(connection, 40, leg.k)
+            filled = connection.execute(sql, params).fetchall()
+    assert len(without) < 100
+    assert len(filled) == 100
+
+
 # Fusion ------------------------------------------------------------------------
 
 

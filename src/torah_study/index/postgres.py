@@ -190,7 +190,7 @@ class PostgresStore:
         leg = DenseLeg("dense", vector, k, filters)
         sql, params = pg_queries.dense_query(leg)
         with self._pool.connection() as connection, connection.transaction():
-            self._tune_ann(connection, k)
+            tune_ann_search(connection, self.ef_search, k)
             rows = connection.execute(
                 f"SELECT ref, score FROM ({sql}) AS hits ORDER BY rank", params
             ).fetchall()
@@ -206,7 +206,7 @@ class PostgresStore:
         sql, params = pg_queries.fusion_query(live, k)
         dense_k = max((leg.k for leg in live if isinstance(leg, DenseLeg)), default=0)
         with self._pool.connection() as connection, connection.transaction():
-            self._tune_ann(connection, dense_k)
+            tune_ann_search(connection, self.ef_search, dense_k)
             rows = connection.execute(sql, params).fetchall()
         # The last column (first_seen) only orders the rows.
         return [Candidate(str(row[0]), float(row[1]), *row[2:6]) for row in rows]
@@ -296,20 +296,6 @@ class PostgresStore:
 
     # Helpers ----------------------------------------------------------------
 
-    def _tune_ann(self, connection: psycopg.Connection[Any], k: int) -> None:
-        """Set the HNSW search options for the current transaction.
-
-        With ``relaxed_order`` iterative scans, pgvector keeps searching the
-        graph until it has ``k`` rows that pass the filters (or has read
-        ``hnsw.max_scan_tuples``), so a filtered query returns k rows.
-        """
-        ef_search = min(max(self.ef_search, k), MAX_EF_SEARCH)
-        connection.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), "
-            "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            (str(ef_search),),
-        )
-
     def _fetch(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         with self._pool.connection() as connection:
             return connection.execute(sql, params).fetchall()
@@ -317,6 +303,24 @@ class PostgresStore:
     def _count(self, table: str) -> int:
         row = self._fetch(f"SELECT count(*) FROM {table}", ())[0]
         return int(row[0])
+
+
+def tune_ann_search(
+    connection: psycopg.Connection[Any], ef_search: int, k: int
+) -> None:
+    """Set the HNSW search options for the current transaction.
+
+    ``hnsw.ef_search`` becomes the larger of ``ef_search`` and ``k``, up to
+    pgvector's maximum. With ``relaxed_order`` iterative scans, pgvector
+    keeps searching the graph until it has ``k`` rows that pass the filters
+    (or has read ``hnsw.max_scan_tuples``), so a filtered query returns k rows.
+    """
+    candidates = min(max(ef_search, k), MAX_EF_SEARCH)
+    connection.execute(
+        "SELECT set_config('hnsw.ef_search', %s, true), "
+        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+        (str(candidates),),
+    )
 
 
 def _configure(connection: psycopg.Connection[Any]) -> None:
