@@ -1,12 +1,14 @@
 """Time retrieval per stage, and answers to first token, over an ingested library.
 
 Usage:
-    python benchmarks/query_bench.py --data-dir DIR \\
+    python benchmarks/query_bench.py --data-dir DIR [--backend postgres] \\
         [--questions questions.jsonl] [--model model.gguf] [--output query.json]
 
 Every query runs once as a warm-up, which also loads the embedding model, and
 then ``--repeats`` more times. Stage latencies (keyword, dense, fuse, rerank)
 come from ``Retrieval.timings`` of the searches that reached the ranking stages.
+On the postgres backend the keyword and dense searches run inside the fusion
+query, so their time counts as "fuse" and "dense" is the query embedding.
 End-to-end latency is the wall time of ``Retriever.retrieve``.
 
 Answer latency runs ``--answer-questions`` questions through the whole
