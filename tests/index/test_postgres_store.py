@@ -65,6 +65,34 @@ def test_other_dimension_is_rejected(empty_store_url: str) -> None:
         PostgresStore(empty_store_url, dimension=16)
 
 
+def test_read_only_role_opens_store(
+    postgres_library_settings: Settings, postgres_services: Any
+) -> None:
+    """A role that may only read (as on a read replica) searches the library."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    url = postgres_library_settings.retrieval_database
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} LOGIN")
+        connection.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        connection.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+    reader_url = make_url(url).set(username=role).render_as_string(hide_password=False)
+    store = PostgresStore(reader_url, dimension=384, install_files=False)
+    try:
+        assert store.count() == postgres_services.store.count()
+        assert "Leviticus 19:18" in [h.ref for h in store.keyword("ואהבת לרעך", 10)]
+        (vector,) = store.vectors_for(["Leviticus 19:18"]).values()
+        assert store.dense(vector, 5)[0].ref == "Leviticus 19:18"
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            store.delete_book("Genesis")
+    finally:
+        store.close()
+    assert postgres_services.store.span("Genesis", "", "~", 1)
+
+
 def test_retrieval_database_defaults(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,

@@ -90,12 +90,22 @@ def create_schema(
     the dictionary files into the server's share folder when this process can
     write it (a server on this machine). Raises ``SchemaError`` when the
     tables exist with another schema version or vector dimension.
+
+    A complete schema is only read, so a read-only role or a read replica
+    can open it.
     """
     with connection.transaction():
+        existing = _existing_schema(connection, dimension)
+    if existing is not None:
+        return existing
+    with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        # Another process may have finished the schema while this one waited.
+        existing = _existing_schema(connection, dimension)
+        if existing is not None:
+            return existing
         connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
         connection.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
-        _check_existing(connection, dimension)
         if install_files and not _configuration_exists(connection):
             sharedir = pg_search.server_sharedir(connection)
             if sharedir is not None and sharedir.is_dir():
@@ -128,19 +138,20 @@ def _configuration_exists(connection: psycopg.Connection[tuple[object, ...]]) ->
     return row is not None
 
 
-def _check_existing(
+def _existing_schema(
     connection: psycopg.Connection[tuple[object, ...]], dimension: int
-) -> None:
+) -> bool | None:
+    """Return whether a complete schema uses the Hebrew dictionary, None if absent."""
     exists = connection.execute(
         "SELECT to_regclass('retrieval_schema') IS NOT NULL"
     ).fetchone()
     if not exists or not exists[0]:
-        return
+        return None
     row = connection.execute(
         "SELECT version, dimension FROM retrieval_schema"
     ).fetchone()
     if row is None:
-        return
+        return None
     version, stored_dimension = int(str(row[0])), int(str(row[1]))
     if version != SCHEMA_VERSION:
         raise SchemaError(
@@ -155,6 +166,7 @@ def _check_existing(
             "drop the retrieval_* tables and ingest again, or switch back to the "
             "provider the library was ingested with."
         )
+    return pg_search.has_hebrew_dictionary(connection)
 
 
 def create_vector_index(connection: psycopg.Connection[tuple[object, ...]]) -> None:

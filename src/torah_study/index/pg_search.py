@@ -56,11 +56,11 @@ def niqqud_rules() -> str:
 def server_sharedir(connection: psycopg.Connection[tuple[object, ...]]) -> Path | None:
     """Return the server's share folder, or None when this role may not read it."""
     try:
-        row = connection.execute(
-            "SELECT setting FROM pg_config WHERE name = 'SHAREDIR'"
-        ).fetchone()
+        with connection.transaction():
+            row = connection.execute(
+                "SELECT setting FROM pg_config WHERE name = 'SHAREDIR'"
+            ).fetchone()
     except psycopg.errors.InsufficientPrivilege:
-        connection.rollback()
         return None
     return Path(str(row[0])) if row else None
 
