@@ -707,6 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from torah_study.index.base import StoreError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -719,6 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except ValidationError as error:
         return _fail(f"invalid setting: {error}")
+    except StoreError as error:
+        return _fail(str(error))
     except BrokenPipeError:
         # The reader of the output went away (for example `| head`).
         return 0

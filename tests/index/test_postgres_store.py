@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO, TEST_BOOKS, _fresh_postgres_database
 from torah_study.config import Settings, libpq_url
 from torah_study.index import pg_search
-from torah_study.index.base import SegmentRecord
+from torah_study.index.base import SegmentRecord, StoreError
 from torah_study.index.factory import open_store
 from torah_study.index.pg_schema import SchemaError
 from torah_study.index.postgres import PostgresStore
@@ -102,11 +102,16 @@ def test_retrieval_database_defaults(tmp_path: Path) -> None:
     )
     assert settings.retrieval_database == "postgresql://user:secret@db.example/torah"
     sqlite = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path}/a.db"})
-    with pytest.raises(ValueError, match="needs a PostgreSQL URL"):
+    with pytest.raises(StoreError, match="needs a PostgreSQL URL"):
         open_store(sqlite, 8)
     unset = settings.model_copy(update={"database_url": None})
-    with pytest.raises(ValueError, match="TORAH_STUDY_RETRIEVAL_DATABASE_URL"):
+    with pytest.raises(StoreError, match="TORAH_STUDY_RETRIEVAL_DATABASE_URL"):
         open_store(unset, 8)
+    missing = settings.model_copy(
+        update={"database_url": f"postgresql://nobody@/none?host={tmp_path}"}
+    )
+    with pytest.raises(StoreError, match="Cannot connect to the retrieval database"):
+        open_store(missing, 8)
 
 
 def test_factory_opens_each_backend(tmp_path: Path, empty_store_url: str) -> None:

@@ -31,3 +31,16 @@ def test_setup_search_needs_postgres(
     monkeypatch.setenv("TORAH_STUDY_DATABASE_URL", f"sqlite:///{tmp_path}/a.db")
     assert main(["db", "setup-search"]) == 1
     assert "needs a PostgreSQL URL" in capsys.readouterr().err
+
+
+def test_search_without_database_fails_cleanly(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "catalog.json").write_text("[]", encoding="utf-8")
+    monkeypatch.setenv("TORAH_STUDY_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TORAH_STUDY_RETRIEVAL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TORAH_STUDY_DATABASE_URL", raising=False)
+    assert main(["--backend", "postgres", "search", "love"]) == 1
+    assert "TORAH_STUDY_RETRIEVAL_DATABASE_URL" in capsys.readouterr().err

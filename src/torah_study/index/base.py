@@ -24,6 +24,10 @@ def position_upper_bound(position: Sequence[int]) -> str:
     return position_key((*position[:-1], position[-1] + 1))
 
 
+class StoreError(RuntimeError):
+    """Raised when the retrieval store cannot be opened with the settings given."""
+
+
 @dataclass
 class SegmentRecord:
     """One ref of the library with both languages and their sources."""

@@ -11,6 +11,7 @@ import logging
 import psycopg
 
 from torah_study.index import pg_search
+from torah_study.index.base import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _tables_sql(dimension: int) -> list[str]:
     ]
 
 
-class SchemaError(RuntimeError):
+class SchemaError(StoreError):
     """Raised when the database contains retrieval tables this version cannot use."""
 
 
