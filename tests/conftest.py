@@ -46,6 +46,12 @@ TEST_BOOKS = (
     "Rashi on Genesis",
 )
 TEST_DENSE_SCOPE = ("Leviticus", "Pirkei Avot", "Mishnah Berakhot")
+# Tests of the Hebrew dictionary in PostgreSQL text search need Debian's
+# hunspell-he (`apt-get install hunspell-he`).
+needs_hunspell = pytest.mark.skipif(
+    not Path("/usr/share/hunspell/he_IL.dic").exists(),
+    reason="hunspell-he is not installed (apt-get install hunspell-he)",
+)
 
 
 def _require_export() -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import REPO, TEST_BOOKS, _fresh_postgres_database
+from conftest import REPO, TEST_BOOKS, _fresh_postgres_database, needs_hunspell
 from torah_study.config import Settings, libpq_url
 from torah_study.index import pg_search
 from torah_study.index.base import SegmentRecord, StoreError
@@ -47,6 +47,7 @@ def _answerable_questions() -> list[dict[str, Any]]:
 # Schema and settings ---------------------------------------------------------
 
 
+@needs_hunspell
 def test_schema_is_idempotent(empty_store_url: str) -> None:
     first = PostgresStore(empty_store_url, dimension=8)
     second = PostgresStore(empty_store_url, dimension=8)
@@ -141,6 +142,7 @@ def _lexemes(url: str, text: str) -> str:
     return str(row[0])
 
 
+@needs_hunspell
 def test_configuration_strips_marks_and_prefixes(empty_store_url: str) -> None:
     PostgresStore(empty_store_url, dimension=8).close()
     # וְהָאָרֶץ: vav and he prefixes, niqqud.
@@ -152,6 +154,7 @@ def test_configuration_strips_marks_and_prefixes(empty_store_url: str) -> None:
     assert _lexemes(empty_store_url, "loving kindness") == "'kind':2 'love':1"
 
 
+@needs_hunspell
 def test_configuration_without_dictionary(empty_store_url: str, caplog) -> None:  # type: ignore[no-untyped-def]
     with psycopg.connect(empty_store_url) as connection:
         connection.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
@@ -185,6 +188,7 @@ def test_install_without_hunspell(tmp_path: Path, caplog) -> None:  # type: igno
     assert "\u05be" not in rules
 
 
+@needs_hunspell
 def test_keyword_normalises_raw_query_text(postgres_services) -> None:  # type: ignore[no-untyped-def]
     """Pointed, prefixed text given straight to the store finds the plain word."""
     store = postgres_services.store

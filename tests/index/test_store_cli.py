@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _fresh_postgres_database
+from conftest import _fresh_postgres_database, needs_hunspell
 from torah_study.cli import main
 from torah_study.config import libpq_url
 
 
+@needs_hunspell
 def test_setup_search_reports_dictionary(
     postgres_url: str,
     monkeypatch: pytest.MonkeyPatch,
