@@ -41,6 +41,8 @@ def keyword_query(leg: KeywordLeg, prefix: str = "") -> tuple[str, Params]:
     segments do not win by size alone. Ties break by ref, so the order is
     the same on every run.
     """
+    # TODO: ts_rank has no inverse document frequency. It matched BM25 on the
+    # test library but has not been measured on the whole export.
     params: Params = {f"{prefix}words": query_words(leg.query), f"{prefix}k": leg.k}
     where = filter_clause("s", leg.filters, prefix, params)
     sql = f"""
