@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 from torah_study.index.base import (
     Candidate,
-    FusingStore,
     Hit,
     KeywordLeg,
     Leg,
     SegmentStore,
 )
 
-__all__ = ["Candidate", "fuse_legs", "reciprocal_rank_fusion", "run_legs"]
+__all__ = ["Candidate", "reciprocal_rank_fusion", "run_legs"]
 
 
 def reciprocal_rank_fusion(
@@ -47,7 +46,10 @@ def reciprocal_rank_fusion(
 
 
 def run_legs(store: SegmentStore, legs: Sequence[Leg]) -> list[tuple[str, list[Hit]]]:
-    """Run each leg as its own store query; the names tell the legs' kinds."""
+    """Run each leg as its own store query, for ``reciprocal_rank_fusion``.
+
+    Each result is named "keyword" or "dense" after the kind of its leg.
+    """
     results: list[tuple[str, list[Hit]]] = []
     for leg in legs:
         if isinstance(leg, KeywordLeg):
@@ -56,16 +58,3 @@ def run_legs(store: SegmentStore, legs: Sequence[Leg]) -> list[tuple[str, list[H
         else:
             results.append(("dense", store.dense(leg.vector, leg.k, leg.filters)))
     return results
-
-
-def fuse_legs(
-    store: SegmentStore, legs: Sequence[Leg], k: int = 60, *, in_store: bool = True
-) -> list[Candidate]:
-    """Fuse the legs by RRF: in one store query when the store offers it.
-
-    ``in_store=False`` forces the Python fusion, which gives the same
-    candidates in the same order.
-    """
-    if in_store and isinstance(store, FusingStore):
-        return store.fuse(legs, k)
-    return reciprocal_rank_fusion(run_legs(store, legs), k=k)
