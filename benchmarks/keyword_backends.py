@@ -97,6 +97,7 @@ def main() -> int:
     lance = LanceStore(settings.index_dir)
     postgres = PostgresStore(url, dimension=lance.dimension)
     books = set(lance.books())
+
     rows = [json.loads(line) for line in args.questions.read_text().splitlines()]
     questions = [
         row
@@ -104,6 +105,7 @@ def main() -> int:
         if row.get("kind") == "answerable"
         and any(ref.rsplit(" ", 1)[0] in books for ref in row["gold_refs"])
     ]
+
     build_raw_table(url, catalog)
     raw = raw_search(url)
     legs: dict[str, Callable[[dict[str, Any]], list[str]]] = {
@@ -115,6 +117,7 @@ def main() -> int:
         ],
         "postgres-raw": lambda row: raw(_query(row), args.k),
     }
+
     report: dict[str, Any] = {
         "questions": len(questions),
         "hebrew_questions": sum(row.get("lang") == "he" for row in questions),

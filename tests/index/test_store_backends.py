@@ -1,6 +1,6 @@
 """Store behaviour on both backends, over the test library of real texts.
 
-The PostgreSQL store holds a copy of the LanceDB index (same records,
+The PostgreSQL store contains a copy of the LanceDB index (same records,
 keyword texts and vectors), so both must return the same records for
 lookups and comparable rankings for searches.
 """
