@@ -1,12 +1,14 @@
 """Time retrieval per stage, and answers to first token, over an ingested library.
 
 Usage:
-    python benchmarks/query_bench.py --data-dir DIR \\
+    python benchmarks/query_bench.py --data-dir DIR [--backend postgres] \\
         [--questions questions.jsonl] [--model model.gguf] [--output query.json]
 
 Every query runs once as a warm-up, which also loads the embedding model, and
 then ``--repeats`` more times. Stage latencies (keyword, dense, fuse, rerank)
 come from ``Retrieval.timings`` of the searches that reached the ranking stages.
+On the postgres backend the keyword and dense searches run inside the fusion
+query, so their time counts as "fuse" and "dense" is the query embedding.
 End-to-end latency is the wall time of ``Retriever.retrieve``.
 
 Answer latency runs ``--answer-questions`` questions through the whole
@@ -64,6 +66,12 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=5,
         help="questions run through the answer pipeline (default 5)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["lance", "postgres"],
+        default="lance",
+        help="retrieval store; postgres reads TORAH_STUDY_RETRIEVAL_DATABASE_URL",
     )
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
     return parser.parse_args()
@@ -249,15 +257,18 @@ def main() -> int:
         sys.exit("error: --repeats must be at least 1.")
     if args.model is not None and not args.model.is_file():
         sys.exit(f"error: model file not found: {args.model}")
-    settings = Settings(data_dir=args.data_dir, llm_provider="sources")
+    settings = Settings(
+        data_dir=args.data_dir, llm_provider="sources", retrieval_backend=args.backend
+    )
     try:
         services = build_services(settings, model=None)
-    except NotIngestedError as error:
+    except (NotIngestedError, ValueError) as error:
         sys.exit(f"error: {error}")
     queries = benchmark_queries(args.questions)
     result: dict[str, Any] = {
         "machine": machine_info(),
         "data_dir": str(args.data_dir),
+        "backend": args.backend,
         "segments": services.store.count(),
         "vectors": services.store.vector_count(),
     }

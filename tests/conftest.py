@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from servers import Mailbox, free_port
+from library_data import TEST_BOOKS, TEST_DENSE_SCOPE, needs_hunspell  # noqa: F401
+from servers import Mailbox, free_port, fresh_postgres_database
 from torah_study.config import Settings
-from torah_study.db.engine import normalise_url
 from torah_study.library.catalog import Catalog
 from torah_study.library.export import (
     TextFile,
@@ -29,22 +29,6 @@ EXPORT_DIR = Path(
         REPO.parent / "shared" / "corpus" / "sefaria-export-2015",
     )
 )
-# Books ingested for the tests: enough of every kind of text (Tanakh, Mishnah,
-# Talmud, commentary) while keeping the embedding stage to about a thousand
-# segments.
-TEST_BOOKS = (
-    "Genesis",
-    "Exodus",
-    "Leviticus",
-    "Deuteronomy",
-    "Psalms",
-    "Pirkei Avot",
-    "Mishnah Berakhot",
-    "Mishnah Shabbat",
-    "Berakhot",
-    "Rashi on Genesis",
-)
-TEST_DENSE_SCOPE = ("Leviticus", "Pirkei Avot", "Mishnah Berakhot")
 
 
 def _require_export() -> Path:
@@ -115,6 +99,60 @@ def services(library_settings: Settings):  # type: ignore[no-untyped-def]
     return build_services(library_settings, model=None)
 
 
+@pytest.fixture(scope="session")
+def postgres_library_settings(
+    library_settings: Settings, postgres_url: str
+) -> Settings:
+    """The test library's settings with its segments and vectors copied to PostgreSQL.
+
+    The copy holds the same records, keyword texts and vectors as the
+    LanceDB index, so both backends search the same library.
+    """
+    from torah_study.config import libpq_url
+    from torah_study.index.lance import LanceStore
+    from torah_study.index.postgres import PostgresStore
+    from torah_study.library.hebrew import search_text
+
+    settings = library_settings.model_copy(
+        update={
+            "retrieval_backend": "postgres",
+            "retrieval_database_url": libpq_url(fresh_postgres_database(postgres_url)),
+        }
+    )
+    catalog = Catalog.load(settings.catalog_path)
+    lance = LanceStore(settings.index_dir)
+    books = []
+    for title in lance.books():
+        book = catalog.books[title]
+        records = lance.span(title, "", "~", 1_000_000)
+        # The same keyword text as ingestion writes (ingest.to_records).
+        search = [
+            search_text(f"{book.title} {book.he_title} {r.he} {r.en}") for r in records
+        ]
+        vectors = lance.vectors_for([r.ref for r in records])
+        books.append((title, records, search, vectors, lance.vector_digests(title)))
+    dimension = next(len(v) for *_, vectors, _ in books for v in vectors.values())
+    store = PostgresStore(settings.retrieval_database, dimension=dimension)
+    try:
+        for title, records, search, vectors, digests in books:
+            store.replace_book(title, records, search)
+            embedded = [r for r in records if r.ref in vectors]
+            if embedded:
+                matrix = np.stack([vectors[r.ref] for r in embedded])
+                store.add_vectors(embedded, matrix, [digests[r.ref] for r in embedded])
+        store.finish()
+    finally:
+        store.close()
+    return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_services(postgres_library_settings: Settings):  # type: ignore[no-untyped-def]
+    from torah_study.service import build_services
+
+    return build_services(postgres_library_settings, model=None)
+
+
 # Servers for the accounts tests: PostgreSQL and SMTP.
 
 
@@ -134,18 +172,6 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield server.get_uri("postgres")
 
 
-def _fresh_postgres_database(server_url: str) -> str:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"torah_study_test_{uuid.uuid4().hex[:12]}"
-    url = make_url(normalise_url(server_url))
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -155,7 +181,7 @@ def database_url(
         path = tmp_path_factory.mktemp("accounts") / "torah-study.db"
         return f"sqlite:///{path}"
     server_url: str = request.getfixturevalue("postgres_url")
-    return _fresh_postgres_database(server_url)
+    return fresh_postgres_database(server_url)
 
 
 @pytest.fixture(scope="session")
@@ -179,4 +205,4 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
     server_url: str = request.getfixturevalue("postgres_url")
-    return _fresh_postgres_database(server_url)
+    return fresh_postgres_database(server_url)

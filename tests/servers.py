@@ -116,3 +116,18 @@ def register(client: httpx.Client, email: str | None = None) -> dict[str, Any]:
     body["password"] = TEST_PASSWORD
     body["headers"] = {"Authorization": f"Bearer {body['access_token']}"}
     return body
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """Create an empty database on the server and return its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from torah_study.db.engine import normalise_url
+
+    name = f"torah_study_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(normalise_url(server_url))
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from torah_study.config import Settings
-from torah_study.index.lance import LanceStore
+from torah_study.index.factory import open_store
 from torah_study.ingest import ingest
 from torah_study.library.catalog import Catalog
 
@@ -54,20 +54,38 @@ def small_export(export_dir: Path, tmp_path: Path) -> Path:
     return root
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(
+@pytest.fixture(params=["lance", "postgres"])
+def backend(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Settings of each retrieval backend, the postgres one on a new database."""
+    if request.param == "lance":
+        return {}
+    from servers import fresh_postgres_database
+    from torah_study.config import libpq_url
+
+    server_url: str = request.getfixturevalue("postgres_url")
+    return {
+        "retrieval_backend": "postgres",
+        "retrieval_database_url": libpq_url(fresh_postgres_database(server_url)),
+    }
+
+
+def _settings(tmp_path: Path, backend: dict[str, object] | None = None) -> Settings:
+    settings = Settings(
         data_dir=tmp_path / "data",
         dense_scope=("Pirkei Avot",),
         embedding_workers=1,
         _env_file=None,  # type: ignore[call-arg]
     )
+    return settings.model_copy(update=backend or {})
 
 
-def test_ingest_writes_segments_and_catalog(small_export: Path, tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_ingest_writes_segments_and_catalog(
+    small_export: Path, tmp_path: Path, backend: dict[str, object]
+) -> None:
+    settings = _settings(tmp_path, backend)
     embeddings = CountingEmbeddings()
     report = ingest(settings, small_export, embeddings=embeddings, show_progress=False)
-    store = LanceStore(settings.index_dir, dimension=8)
+    store = open_store(settings, 8)
     assert report.books == 2
     assert report.segments == store.count()
     assert report.languages["he"] > 0
@@ -77,8 +95,10 @@ def test_ingest_writes_segments_and_catalog(small_export: Path, tmp_path: Path) 
     assert catalog.parse("Pirkei Avot 2:16").normal() == "Pirkei Avot 2:16"
 
 
-def test_ingest_rerun_skips_unchanged(small_export: Path, tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_ingest_rerun_skips_unchanged(
+    small_export: Path, tmp_path: Path, backend: dict[str, object]
+) -> None:
+    settings = _settings(tmp_path, backend)
     ingest(settings, small_export, embeddings=CountingEmbeddings(), show_progress=False)
     second = CountingEmbeddings()
     report = ingest(settings, small_export, embeddings=second, show_progress=False)
@@ -87,8 +107,10 @@ def test_ingest_rerun_skips_unchanged(small_export: Path, tmp_path: Path) -> Non
     assert second.embedded == 0
 
 
-def test_ingest_rewrites_changed_book_only(small_export: Path, tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_ingest_rewrites_changed_book_only(
+    small_export: Path, tmp_path: Path, backend: dict[str, object]
+) -> None:
+    settings = _settings(tmp_path, backend)
     ingest(settings, small_export, embeddings=CountingEmbeddings(), show_progress=False)
     path = small_export / BOOK_DIRS[0] / "English/merged.json"
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -98,7 +120,7 @@ def test_ingest_rewrites_changed_book_only(small_export: Path, tmp_path: Path) -
     report = ingest(settings, small_export, embeddings=embeddings, show_progress=False)
     assert report.books_skipped == 1
     assert embeddings.embedded == 1
-    store = LanceStore(settings.index_dir, dimension=8)
+    store = open_store(settings, 8)
     (record,) = store.get(["Pirkei Avot 1:1"])
     assert record.en.endswith("(edited).")
 
@@ -116,12 +138,16 @@ def test_corrupt_file_reported_and_skipped(small_export: Path, tmp_path: Path) -
     assert str(broken) in report.summary()
 
 
-def test_books_setting_limits_ingest(small_export: Path, tmp_path: Path) -> None:
-    settings = _settings(tmp_path).model_copy(update={"books": ("Mishnah Berakhot",)})
+def test_books_setting_limits_ingest(
+    small_export: Path, tmp_path: Path, backend: dict[str, object]
+) -> None:
+    settings = _settings(tmp_path, backend).model_copy(
+        update={"books": ("Mishnah Berakhot",)}
+    )
     report = ingest(
         settings, small_export, embeddings=CountingEmbeddings(), show_progress=False
     )
-    store = LanceStore(settings.index_dir, dimension=8)
+    store = open_store(settings, 8)
     assert report.books == 1
     assert store.books() == ["Mishnah Berakhot"]
 
@@ -131,3 +157,29 @@ def test_missing_export_folder_is_clear(tmp_path: Path) -> None:
 
     with pytest.raises(ExportError, match="Export folder not found"):
         ingest(_settings(tmp_path), tmp_path / "nope", embeddings=CountingEmbeddings())
+
+
+def test_new_store_gets_every_book(
+    small_export: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """A data folder ingested into LanceDB, then into an empty PostgreSQL store."""
+    from servers import fresh_postgres_database
+    from torah_study.config import libpq_url
+
+    settings = _settings(tmp_path)
+    ingest(settings, small_export, embeddings=CountingEmbeddings(), show_progress=False)
+    lance = open_store(settings, 8)
+    postgres = settings.model_copy(
+        update={
+            "retrieval_backend": "postgres",
+            "retrieval_database_url": libpq_url(fresh_postgres_database(postgres_url)),
+        }
+    )
+    report = ingest(
+        postgres, small_export, embeddings=CountingEmbeddings(), show_progress=False
+    )
+    store = open_store(postgres, 8)
+    assert report.books_skipped == 0
+    assert store.count() == lance.count() == report.segments
+    assert store.books() == lance.books()
+    assert store.vector_count() == lance.vector_count()

@@ -29,6 +29,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if getattr(args, "provider", None):
         overrides["llm_provider"] = args.provider
+    if getattr(args, "backend", None):
+        overrides["retrieval_backend"] = args.backend
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
@@ -501,6 +503,8 @@ def cmd_db(args: argparse.Namespace) -> int:
     )
 
     settings = _settings(args)
+    if args.action == "setup-search":
+        return setup_search(settings)
     if args.action == "downgrade" and not args.revision:
         return _fail("downgrade needs a revision, such as `base` (drops every table).")
     if args.action == "downgrade" and not args.yes:
@@ -532,6 +536,57 @@ def cmd_db(args: argparse.Namespace) -> int:
         return _fail(f"database {shown}: {_first_line(error)}")
     finally:
         engine.dispose()
+    return 0
+
+
+def setup_search(settings: Settings) -> int:
+    """Install hunspell-he and create the text search configuration.
+
+    The dictionary files can only be copied when the server's share folder
+    is on this machine and writable; otherwise this reports what to copy.
+    """
+    import psycopg
+
+    from torah_study.index import pg_search
+
+    try:
+        url = settings.retrieval_database
+    except ValueError as error:
+        return _fail(str(error))
+    try:
+        with psycopg.connect(url) as connection:
+            connection.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+            sharedir = pg_search.server_sharedir(connection)
+            if sharedir is None or not (sharedir / "tsearch_data").is_dir():
+                return _fail(
+                    "the server's text search folder is not on this machine (or "
+                    "this role may not read pg_config): copy "
+                    f"{pg_search.HUNSPELL_DIR}/he_IL.aff and he_IL.dic into its "
+                    "$(pg_config --sharedir)/tsearch_data as he_il.affix and "
+                    "he_il.dict, write the niqqud rules there, and run this again"
+                )
+            pg_search.install_dictionary_files(sharedir)
+            had_hebrew = pg_search.has_hebrew_dictionary(connection)
+            hebrew = pg_search.create_configuration(connection, upgrade=True)
+            if hebrew and not had_hebrew:
+                # Stored keyword vectors were made without the dictionary;
+                # rewriting the source column recomputes them.
+                table = connection.execute(
+                    "SELECT to_regclass('retrieval_segments')"
+                ).fetchone()
+                if table and table[0] is not None:
+                    print("Reindexing the stored segments with the new dictionary…")
+                    connection.execute("UPDATE retrieval_segments SET search = search")
+            connection.commit()
+    except (psycopg.Error, OSError) as error:
+        return _fail(f"setting up text search failed: {_first_line(error)}")
+    if hebrew:
+        print(f"{pg_search.CONFIGURATION} uses the Hebrew dictionary from hunspell-he.")
+    else:
+        print(
+            f"{pg_search.CONFIGURATION} has no Hebrew dictionary: install the "
+            "Debian package hunspell-he and run this again."
+        )
     return 0
 
 
@@ -611,6 +666,12 @@ def _workers(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torah-study", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="folder for the index and models")
+    parser.add_argument(
+        "--backend",
+        choices=["lance", "postgres"],
+        help="retrieval store for ingest, search, ask, eval and serve "
+        "(default: the retrieval_backend setting, lance)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -797,8 +858,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     database.add_argument(
         "action",
-        choices=["upgrade", "current", "downgrade"],
-        help="upgrade to the newest schema, show the revision, or downgrade",
+        choices=["upgrade", "current", "downgrade", "setup-search"],
+        help="upgrade to the newest schema, show the revision, downgrade, or "
+        "install the Hebrew text search of the PostgreSQL retrieval store",
     )
     database.add_argument(
         "revision",
@@ -820,6 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from torah_study.index.base import StoreError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -832,6 +896,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except ValidationError as error:
         return _fail(f"invalid setting: {error}")
+    except StoreError as error:
+        return _fail(str(error))
     except BrokenPipeError:
         # The reader of the output went away (for example `| head`).
         return 0

@@ -89,6 +89,37 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Retrieval store.
+    retrieval_backend: Literal["lance", "postgres"] = Field(
+        default="lance",
+        description=(
+            "Where segments and vectors are kept: LanceDB files in the data "
+            "folder, or PostgreSQL with pgvector."
+        ),
+    )
+    retrieval_database_url: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL URL of the retrieval tables for the postgres backend; "
+            "default: database_url when that is PostgreSQL."
+        ),
+    )
+    retrieval_pool_size: int = Field(
+        default=10, ge=1, le=200, description="Connections per process to it."
+    )
+    retrieval_build_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        le=65536,
+        description="maintenance_work_mem of the HNSW index build, in MB.",
+    )
+    retrieval_ef_search: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="HNSW candidate list size of dense queries (pgvector ef_search).",
+    )
+
     # Embeddings.
     embedding_provider: Literal["e5", "gemini", "openai"] = "e5"
     embedding_model: str = ""
@@ -292,6 +323,40 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'torah-study.db'}"
+
+    @property
+    def retrieval_database(self) -> str:
+        """The libpq URL of the PostgreSQL retrieval store.
+
+        Raises ValueError when neither ``retrieval_database_url`` nor a
+        PostgreSQL ``database_url`` is set.
+        """
+        url = self.retrieval_database_url or self.database_url
+        if not url:
+            raise ValueError(
+                "The postgres retrieval backend needs a database: set "
+                "TORAH_STUDY_RETRIEVAL_DATABASE_URL (or a PostgreSQL "
+                "TORAH_STUDY_DATABASE_URL)."
+            )
+        return libpq_url(url)
+
+
+def libpq_url(url: str) -> str:
+    """Return ``url`` as a libpq URL; raise ValueError unless it is PostgreSQL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ValueError(f"Invalid database URL {url!r}: {error}") from error
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        shown = parsed.render_as_string(hide_password=True)
+        raise ValueError(
+            f"The postgres retrieval backend needs a PostgreSQL URL, not {shown}: "
+            "set TORAH_STUDY_RETRIEVAL_DATABASE_URL to postgresql://…"
+        )
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @lru_cache(maxsize=1)

@@ -24,8 +24,8 @@ from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
 from torah_study.embeddings.scope import check_scope, in_scope
 from torah_study.embeddings.stage import embed_configured_scope
-from torah_study.index.base import SegmentRecord, position_key
-from torah_study.index.lance import LanceStore
+from torah_study.index.base import SegmentRecord, SegmentStore, position_key
+from torah_study.index.factory import open_store
 from torah_study.library.catalog import (
     OUTSIDE_TITLES_FILE,
     Catalog,
@@ -221,11 +221,11 @@ def _ingest(
     report = IngestReport()
     state = IngestState(settings.data_dir / STATE_FILE)
     embedder = embeddings or build_embeddings(settings)
-    store = LanceStore(
-        settings.index_dir,
-        dimension=embedder.dimension,
-        keep_versions=settings.index_keep_versions,
-    )
+    store = open_store(settings, embedder.dimension)
+    if state.books and not store.count():
+        # An empty store (a new database, or another backend) holds none of
+        # the books the state file lists as written, so all are written again.
+        state.books.clear()
     catalog = (
         Catalog.load(settings.catalog_path)
         if settings.catalog_path.exists()
@@ -346,7 +346,7 @@ def _index_title(
     order: int,
     schema: dict[str, Any] | None,
     schema_titles: dict[str, tuple[list[str], list[str]]],
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     state: IngestState,
     settings: Settings,
@@ -373,7 +373,7 @@ def _index_title(
 
 def _index_book(
     book_text: BookText,
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     state: IngestState,
     settings: Settings,
@@ -402,7 +402,7 @@ def _index_book(
 
 
 def _embed_stage(
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     embedder: Embeddings,
     settings: Settings,

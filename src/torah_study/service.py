@@ -37,7 +37,8 @@ from torah_study.db.engine import (
 from torah_study.db.migrate import upgrade
 from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
-from torah_study.index.lance import LanceStore
+from torah_study.index.base import SegmentStore
+from torah_study.index.factory import open_store
 from torah_study.library.catalog import OUTSIDE_TITLES_FILE, Catalog
 from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import LinkIndex
@@ -69,7 +70,7 @@ class Services:
 
     settings: Settings
     catalog: Catalog
-    store: LanceStore
+    store: SegmentStore
     embeddings: Embeddings
     retriever: Retriever
     pipeline: AnswerPipeline
@@ -125,9 +126,16 @@ def refreshed(services: Services) -> Services | None:
     """
     settings = services.settings
     stamps = file_stamps(settings)
-    store = _open_store(settings, services.embeddings)
-    if store.versions() == services.store.versions() and stamps == services.stamps:
-        return None
+    if settings.retrieval_backend == "postgres":
+        # PostgreSQL readers always see committed rows, so only the files
+        # beside the index can change, and the connection pool is kept.
+        if stamps == services.stamps:
+            return None
+        store = services.store
+    else:
+        store = _open_store(settings, services.embeddings)
+        if store.versions() == services.store.versions() and stamps == services.stamps:
+            return None
     return _assemble(
         settings,
         services.embeddings,
@@ -138,12 +146,8 @@ def refreshed(services: Services) -> Services | None:
     )
 
 
-def _open_store(settings: Settings, embeddings: Embeddings) -> LanceStore:
-    return LanceStore(
-        settings.index_dir,
-        dimension=embeddings.dimension,
-        keep_versions=settings.index_keep_versions,
-    )
+def _open_store(settings: Settings, embeddings: Embeddings) -> SegmentStore:
+    return open_store(settings, embeddings.dimension)
 
 
 def _assemble(
@@ -152,7 +156,7 @@ def _assemble(
     reranker: Reranker,
     answer_model: AnswerModel | None,
     *,
-    store: LanceStore | None = None,
+    store: SegmentStore | None = None,
     stamps: FileStamps | None = None,
 ) -> Services:
     """Open the index and the library files and build the search components.

@@ -26,8 +26,7 @@ import pyarrow.parquet as pq
 from torah_study.embeddings.base import EmbeddingError, Embeddings, normalize_rows
 from torah_study.embeddings.scope import books_in_scope
 from torah_study.embeddings.stage import MAX_BOOK_SEGMENTS, vector_digest
-from torah_study.index.base import SegmentRecord
-from torah_study.index.lance import LanceStore
+from torah_study.index.base import SegmentRecord, SegmentStore
 from torah_study.library.catalog import Catalog
 from torah_study.retrieval.rerank import passage_text
 
@@ -151,7 +150,7 @@ def _open(path: Path, embedder: Embeddings) -> pq.ParquetFile:
 
 def import_vectors(
     path: Path,
-    store: LanceStore,
+    store: SegmentStore,
     embedder: Embeddings,
     *,
     batch_rows: int = IMPORT_BATCH_ROWS,
@@ -228,7 +227,7 @@ class ExportReport:
 
 def export_vectors(
     path: Path,
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     embedder: Embeddings,
     books: Sequence[str] | None = None,
@@ -257,7 +256,7 @@ def export_vectors(
 
 
 def _export_rows(
-    store: LanceStore,
+    store: SegmentStore,
     embedder: Embeddings,
     refs: list[str],
     digests: dict[str, str],
@@ -301,7 +300,7 @@ def _table(
 
 def export_texts(
     path: Path,
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     embedder: Embeddings,
     scope: Sequence[str],

@@ -15,7 +15,8 @@ from torah_study.embeddings.base import EmbeddingError, Embeddings
 from torah_study.embeddings.parquet import export_texts, export_vectors, import_vectors
 from torah_study.embeddings.scope import ScopeError, check_scope
 from torah_study.embeddings.stage import embed_configured_scope
-from torah_study.index.lance import LanceStore
+from torah_study.index.base import SegmentStore, StoreError
+from torah_study.index.factory import open_store
 from torah_study.library.catalog import Catalog
 from torah_study.writer_lock import WriterLockError, writer_lock
 
@@ -25,18 +26,17 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _open(settings: Settings) -> tuple[Catalog, LanceStore, Embeddings]:
+def _open(settings: Settings) -> tuple[Catalog, SegmentStore, Embeddings]:
     if not settings.catalog_path.exists():
         raise EmbeddingError(
             f"No library in {settings.data_dir}: run `torah-study ingest` first."
         )
     catalog = Catalog.load(settings.catalog_path)
     embedder = build_embeddings(settings)
-    store = LanceStore(
-        settings.index_dir,
-        dimension=embedder.dimension,
-        keep_versions=settings.index_keep_versions,
-    )
+    try:
+        store = open_store(settings, embedder.dimension)
+    except StoreError as error:
+        raise EmbeddingError(str(error)) from error
     return catalog, store, embedder
 
 

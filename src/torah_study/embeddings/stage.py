@@ -25,8 +25,7 @@ from torah_study.config import Settings
 from torah_study.embeddings.base import Embeddings, Vectors
 from torah_study.embeddings.scope import books_in_scope
 from torah_study.embeddings.status import EmbedProgress
-from torah_study.index.base import SegmentRecord
-from torah_study.index.lance import LanceStore
+from torah_study.index.base import SegmentRecord, SegmentStore
 from torah_study.library.catalog import Catalog
 from torah_study.retrieval.rerank import EMBED_CHARS, passage_text
 
@@ -67,7 +66,7 @@ class ScopePlan:
 
 
 def plan_scope(
-    store: LanceStore, catalog: Catalog, embedder_name: str, scope: Sequence[str]
+    store: SegmentStore, catalog: Catalog, embedder_name: str, scope: Sequence[str]
 ) -> ScopePlan:
     """Count the segments in scope and those without a current vector.
 
@@ -93,7 +92,7 @@ def plan_scope(
 
 
 def embed_scope(
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     embedder: Embeddings,
     scope: Sequence[str],
@@ -135,7 +134,7 @@ def embed_scope(
 
 
 def embed_configured_scope(
-    store: LanceStore,
+    store: SegmentStore,
     catalog: Catalog,
     embedder: Embeddings,
     settings: Settings,
@@ -170,7 +169,7 @@ def embed_configured_scope(
 
 
 def _pending_records(
-    store: LanceStore, embedder_name: str, plan: ScopePlan
+    store: SegmentStore, embedder_name: str, plan: ScopePlan
 ) -> Iterator[SegmentRecord]:
     """Yield the segments without a current vector, one book in memory at a time."""
     for title in plan.pending:

@@ -248,17 +248,7 @@ class LanceStore:
             )
             for column in ("ref", "book", "pos"):
                 self._segments.create_index(column, config=BTree(), replace=True)
-        vectors = self._vectors.count_rows()
-        if vectors:
-            self._vectors.create_index("ref", config=BTree(), replace=True)
-        if vectors >= VECTOR_INDEX_MIN_ROWS:
-            self._vectors.create_index(
-                metric="cosine",
-                vector_column_name="vector",
-                index_type="IVF_PQ",
-                num_sub_vectors=self.dimension // 8,
-                replace=True,
-            )
+        self._index_vectors(rebuild=True)
         # Ingestion rewrites whole books, so old versions keep the replaced
         # rows on disk until they are removed here. The slow compaction ran
         # above, so this optimize() reaches its cleanup within milliseconds of
@@ -271,8 +261,25 @@ class LanceStore:
 
         Unlike ``finish`` this keeps old table versions (LanceDB's default
         retention), so a service reading the store meanwhile keeps working.
+        Indexes that do not exist yet (the approximate index once the table
+        reaches VECTOR_INDEX_MIN_ROWS) are built.
         """
         self._vectors.optimize()
+        self._index_vectors(rebuild=False)
+
+    def _index_vectors(self, *, rebuild: bool) -> None:
+        vectors = self._vectors.count_rows()
+        indexed = {tuple(i.columns) for i in self._vectors.list_indices()}
+        if vectors and (rebuild or ("ref",) not in indexed):
+            self._vectors.create_index("ref", config=BTree(), replace=True)
+        if vectors >= VECTOR_INDEX_MIN_ROWS and (rebuild or ("vector",) not in indexed):
+            self._vectors.create_index(
+                metric="cosine",
+                vector_column_name="vector",
+                index_type="IVF_PQ",
+                num_sub_vectors=self.dimension // 8,
+                replace=True,
+            )
 
     # Searching --------------------------------------------------------------
 

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from torah_study.index.base import Hit
+from torah_study.index.base import (
+    Candidate,
+    Hit,
+    KeywordLeg,
+    Leg,
+    SegmentStore,
+)
 
-
-@dataclass
-class Candidate:
-    """One ref as seen by both legs, before reranking."""
-
-    ref: str
-    rrf: float = 0.0
-    keyword_rank: int | None = None
-    keyword_score: float | None = None
-    dense_rank: int | None = None
-    dense_score: float | None = None
+__all__ = ["Candidate", "reciprocal_rank_fusion", "run_legs"]
 
 
 def reciprocal_rank_fusion(
@@ -26,7 +21,8 @@ def reciprocal_rank_fusion(
     """Fuse ranked lists: each ref scores the sum of 1 / (k + rank) over legs.
 
     A leg whose name starts with "keyword" is a BM25 list; any other is a
-    dense list.
+    dense list. Refs with equal scores keep the order in which the legs
+    first listed them.
 
     ``k`` = 60 is the constant of Cormack, Clarke and Buettcher (SIGIR 2009);
     it damps the head of each list so that one leg cannot decide alone.
@@ -47,3 +43,18 @@ def reciprocal_rank_fusion(
                     candidate.dense_rank = rank
                 candidate.dense_score = max(candidate.dense_score or 0.0, hit.score)
     return sorted(candidates.values(), key=lambda c: c.rrf, reverse=True)
+
+
+def run_legs(store: SegmentStore, legs: Sequence[Leg]) -> list[tuple[str, list[Hit]]]:
+    """Run each leg as its own store query, for ``reciprocal_rank_fusion``.
+
+    Each result is named "keyword" or "dense" after the kind of its leg.
+    """
+    results: list[tuple[str, list[Hit]]] = []
+    for leg in legs:
+        if isinstance(leg, KeywordLeg):
+            hits = store.keyword(leg.query, leg.k, leg.filters)
+            results.append(("keyword", hits))
+        else:
+            results.append(("dense", store.dense(leg.vector, leg.k, leg.filters)))
+    return results

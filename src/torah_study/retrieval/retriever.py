@@ -8,21 +8,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from torah_study.embeddings.base import Embeddings
 from torah_study.index.base import (
+    DenseLeg,
     Filters,
+    FusingStore,
+    Hit,
+    KeywordLeg,
+    Leg,
     SegmentRecord,
+    SegmentStore,
     position_key,
     position_upper_bound,
 )
-from torah_study.index.lance import LanceStore
 from torah_study.library.catalog import Catalog
 from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import Link, LinkIndex
 from torah_study.library.refs import Ref
 from torah_study.retrieval.gate import apply_gate
 from torah_study.retrieval.glossary import glossary_forms, translate_terms
-from torah_study.retrieval.hybrid import Candidate, reciprocal_rank_fusion
+from torah_study.retrieval.hybrid import (
+    Candidate,
+    reciprocal_rank_fusion,
+    run_legs,
+)
 from torah_study.retrieval.query import (
     QueryAnalysis,
     analyze,
@@ -86,6 +98,9 @@ class RetrievalSettings:
     # passage must score this much above the gate threshold.
     retry: bool = True
     retry_margin: float = 0.1
+    # Let a store that can fuse in its own query (PostgreSQL) do so; the
+    # candidates are the same as with fusion in Python.
+    fuse_in_store: bool = True
 
 
 class Retriever:
@@ -93,7 +108,7 @@ class Retriever:
 
     def __init__(
         self,
-        store: LanceStore,
+        store: SegmentStore,
         catalog: Catalog,
         embeddings: Embeddings | None,
         reranker: Reranker,
@@ -233,72 +248,20 @@ class Retriever:
         keyword_k, dense_k = settings.keyword_k * widen, settings.dense_k * widen
 
         started = time.perf_counter()
-        keyword_hits = self.store.keyword(
-            keyword_query(analysis.terms), keyword_k, filters
-        )
-        timings["keyword"] = time.perf_counter() - started
-
-        started = time.perf_counter()
         query_vector = None
-        dense_hits = []
         if self.embeddings is not None:
             query_vector = self.embeddings.embed_queries(
                 [analysis.dense_text or analysis.text]
             )[0]
-            dense_hits = self.store.dense(query_vector, dense_k, filters)
         timings["dense"] = time.perf_counter() - started
 
-        legs = [("keyword", keyword_hits), ("dense", dense_hits)]
-        translated = keyword_query(analysis.translated_terms)
-        if translated:
-            # The question's words in the other language reach passages that
-            # the library has in one language only.
-            started = time.perf_counter()
-            legs.append(
-                (
-                    "keyword-translated",
-                    self.store.keyword(translated, keyword_k, filters),
-                )
-            )
-            timings["keyword"] += time.perf_counter() - started
-        scope = self._scope(analysis)
-        if scope and not filters:
-            # The part of the library the question names gets legs of its own,
-            # so its passages reach the reranker even when the whole library
-            # contains closer matches for the words.
-            started = time.perf_counter()
-            legs.append(
-                (
-                    "keyword-scoped",
-                    self.store.keyword(keyword_query(analysis.terms), keyword_k, scope),
-                )
-            )
-            if translated:
-                legs.append(
-                    (
-                        "keyword-translated-scoped",
-                        self.store.keyword(translated, keyword_k, scope),
-                    )
-                )
-            timings["keyword"] += time.perf_counter() - started
-            if query_vector is not None:
-                started = time.perf_counter()
-                legs.append(
-                    (
-                        "dense-scoped",
-                        self.store.dense(query_vector, dense_k, scope),
-                    )
-                )
-                timings["dense"] += time.perf_counter() - started
-
+        legs = self._legs(analysis, filters, query_vector, keyword_k, dense_k)
+        fused = self._fuse(legs, timings)[: settings.rerank_candidates * widen]
         started = time.perf_counter()
-        fused = reciprocal_rank_fusion(legs, k=settings.rrf_k)[
-            : settings.rerank_candidates * widen
-        ]
         records = {r.ref: r for r in self.store.get([c.ref for c in fused])}
         pairs = [(c, records[c.ref]) for c in fused if c.ref in records]
         pairs.extend(self._commentary_candidates(analysis, pairs))
-        timings["fuse"] = time.perf_counter() - started
+        timings["fuse"] += time.perf_counter() - started
 
         started = time.perf_counter()
         vectors = (
@@ -344,6 +307,66 @@ class Retriever:
             timings=timings,
             ranking=ranking,
         )
+
+    def _legs(
+        self,
+        analysis: QueryAnalysis,
+        filters: Filters,
+        query_vector: npt.NDArray[np.float32] | None,
+        keyword_k: int,
+        dense_k: int,
+    ) -> list[Leg]:
+        """Return the searches whose rankings are fused, in fusion order."""
+        terms = keyword_query(analysis.terms)
+        legs: list[Leg] = [KeywordLeg("keyword", terms, keyword_k, filters)]
+        if query_vector is not None:
+            legs.append(DenseLeg("dense", query_vector, dense_k, filters))
+        translated = keyword_query(analysis.translated_terms)
+        if translated:
+            # The question's words in the other language reach passages that
+            # the library has in one language only.
+            legs.append(
+                KeywordLeg("keyword-translated", translated, keyword_k, filters)
+            )
+        scope = self._scope(analysis)
+        if scope and not filters:
+            # The part of the library the question names gets legs of its own,
+            # so its passages reach the reranker even when the whole library
+            # contains closer matches for the words.
+            legs.append(KeywordLeg("keyword-scoped", terms, keyword_k, scope))
+            if translated:
+                legs.append(
+                    KeywordLeg(
+                        "keyword-translated-scoped", translated, keyword_k, scope
+                    )
+                )
+            if query_vector is not None:
+                legs.append(DenseLeg("dense-scoped", query_vector, dense_k, scope))
+        return legs
+
+    def _fuse(self, legs: list[Leg], timings: dict[str, float]) -> list[Candidate]:
+        """Fuse the legs by RRF, in one store query when the store offers it.
+
+        Adds the seconds spent to ``timings``: with fusion in the store the
+        whole query counts as "fuse", otherwise each leg counts as "keyword"
+        or "dense" and the fusion as "fuse".
+        """
+        timings.setdefault("keyword", 0.0)
+        if self.settings.fuse_in_store and isinstance(self.store, FusingStore):
+            started = time.perf_counter()
+            fused = self.store.fuse(legs, self.settings.rrf_k)
+            timings["fuse"] = time.perf_counter() - started
+            return fused
+        results: list[tuple[str, list[Hit]]] = []
+        for leg in legs:
+            started = time.perf_counter()
+            results.extend(run_legs(self.store, [leg]))
+            stage = "keyword" if isinstance(leg, KeywordLeg) else "dense"
+            timings[stage] += time.perf_counter() - started
+        started = time.perf_counter()
+        fused = reciprocal_rank_fusion(results, k=self.settings.rrf_k)
+        timings["fuse"] = time.perf_counter() - started
+        return fused
 
     def _translations(self, terms: list[str]) -> dict[str, list[str]]:
         """Return each term's words in the other language (glossary, then lexicon)."""
