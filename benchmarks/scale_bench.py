@@ -71,6 +71,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--database-url")
     parser.add_argument(
+        "--pgdata",
+        type=Path,
+        help="data folder of the server at --database-url, to measure its memory",
+    )
+    parser.add_argument(
+        "--build-memory-mb",
+        type=int,
+        default=8192,
+        help="maintenance_work_mem of the PostgreSQL HNSW build (default 8192)",
+    )
+    parser.add_argument(
         "--skip-build", action="store_true", help="reuse the libraries in --work"
     )
     parser.add_argument("--output", type=Path)
@@ -364,7 +375,8 @@ def main() -> int:
     exact_seconds = time.perf_counter() - started
 
     url = args.database_url
-    pgdata: Path | None = None
+    pgdata: Path | None = args.pgdata
+    os.environ["TORAH_STUDY_RETRIEVAL_BUILD_MEMORY_MB"] = str(args.build_memory_mb)
     started_server = False
     if "postgres" in args.backends and url is None:
         folder = args.work / "postgres"
@@ -380,6 +392,7 @@ def main() -> int:
         "scale_data": manifest,
         "questions": len(questions),
         "repeats": args.repeats,
+        "build_memory_mb": args.build_memory_mb,
         "exact_scan_seconds": round(exact_seconds, 1),
         "backends": {},
     }
