@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from torah_study.library import lexicon as lexicon_module
 from torah_study.library.hebrew import prefix_variants
 from torah_study.library.lexicon import Lexicon, build_lexicon, english_key
 from torah_study.retrieval.rerank import term_coverage
@@ -116,3 +117,22 @@ def test_build_ignores_input_order(services) -> None:  # type: ignore[no-untyped
     backward = build_lexicon(reversed(pairs))
     assert forward.english == backward.english
     assert forward.hebrew == backward.hebrew
+
+
+def test_learns_from_a_bounded_sample(services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pairs = list(services.store.bilingual())
+    usable = len(lexicon_module._read_segments(pairs)[0])
+    limit = usable // 3
+    monkeypatch.setattr(lexicon_module, "MAX_SEGMENTS", limit)
+
+    segments, english_count, _ = lexicon_module._read_segments(pairs)
+    again = lexicon_module._read_segments(pairs)[0]
+
+    assert len(segments) == limit < usable
+    assert segments == again
+    # The counts describe the sample, not every segment read.
+    assert max(english_count.values()) <= limit
+    # A sample drawn from the whole stream, not only its beginning.
+    first = lexicon_module._read_segments(pairs[:limit])[0]
+    assert segments != first
+    assert build_lexicon(pairs).english

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,11 @@ MAX_TRANSLATIONS = 3
 # Segments with more words than this are skipped, because in a long passage
 # every word occurs with every other, which teaches nothing.
 MAX_SEGMENT_WORDS = 90
+# At most this many bilingual segments are learned from, so the memory and
+# time of the stage stay bounded on a library of millions of segments. A
+# larger library contributes a uniform sample, drawn with a fixed seed.
+MAX_SEGMENTS = 200_000
+SAMPLE_SEED = 5786
 # Pair keys are counted in chunks of this many segments, so the array that
 # np.unique sorts stays at tens of millions of keys.
 CHUNK_SEGMENTS = 5_000
@@ -211,8 +217,9 @@ def _read_segments(
 ) -> tuple[list[tuple[set[str], set[str]]], Counter[str], Counter[str]]:
     """Return the word sets of each usable segment and each word's segment count."""
     segments: list[tuple[set[str], set[str]]] = []
-    english_count: Counter[str] = Counter()
-    hebrew_count: Counter[str] = Counter()
+    # Reservoir sampling: every usable segment has the same chance to be kept.
+    rng = random.Random(SAMPLE_SEED)
+    seen = 0
     for he, en in pairs:
         if not he or not en:
             continue
@@ -221,7 +228,16 @@ def _read_segments(
             continue
         if len(english) > MAX_SEGMENT_WORDS or len(hebrew) > 2 * MAX_SEGMENT_WORDS:
             continue
-        segments.append((english, hebrew))
+        seen += 1
+        if len(segments) < MAX_SEGMENTS:
+            segments.append((english, hebrew))
+            continue
+        slot = rng.randrange(seen)
+        if slot < MAX_SEGMENTS:
+            segments[slot] = (english, hebrew)
+    english_count: Counter[str] = Counter()
+    hebrew_count: Counter[str] = Counter()
+    for english, hebrew in segments:
         english_count.update(english)
         hebrew_count.update(hebrew)
     return segments, english_count, hebrew_count
