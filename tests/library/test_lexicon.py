@@ -136,3 +136,17 @@ def test_learns_from_a_bounded_sample(services, monkeypatch) -> None:  # type: i
     first = lexicon_module._read_segments(pairs[:limit])[0]
     assert segments != first
     assert build_lexicon(pairs).english
+
+
+def test_merging_in_groups_counts_the_same(services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pairs = list(services.store.bilingual())
+    whole = build_lexicon(pairs)
+    monkeypatch.setattr(lexicon_module, "CHUNK_SEGMENTS", 500)
+    monkeypatch.setattr(lexicon_module, "MERGE_KEYS", 1)
+    merged_each_chunk = build_lexicon(pairs)
+    monkeypatch.setattr(lexicon_module, "MERGE_KEYS", 200_000)
+    merged_in_groups = build_lexicon(pairs)
+
+    assert whole.english
+    assert merged_each_chunk.english == whole.english == merged_in_groups.english
+    assert merged_each_chunk.hebrew == whole.hebrew == merged_in_groups.hebrew

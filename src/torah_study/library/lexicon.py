@@ -53,6 +53,8 @@ SAMPLE_SEED = 5786
 # Pair keys are counted in chunks of this many segments, so the array that
 # np.unique sorts stays at tens of millions of keys.
 CHUNK_SEGMENTS = 5_000
+# Counted chunks are added to the totals once they hold this many keys.
+MERGE_KEYS = 20_000_000
 
 # English function words. Hebrew ones are not listed, because the Dice
 # coefficient keeps most of them out.
@@ -282,6 +284,8 @@ def _count_pairs(
     """Count the segments in which each (English, Hebrew) pair occurs together."""
     keys = np.zeros(0, dtype=np.int64)
     counts = np.zeros(0, dtype=np.int64)
+    pending: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+    pending_size = 0
     for start in range(0, len(segments), CHUNK_SEGMENTS):
         chunk: list[npt.NDArray[np.int64]] = []
         for english, hebrew in segments[start : start + CHUNK_SEGMENTS]:
@@ -295,9 +299,27 @@ def _count_pairs(
                 chunk.append((e[:, None] * width + h[None, :]).ravel())
         if not chunk:
             continue
-        fresh_keys, fresh_counts = np.unique(np.concatenate(chunk), return_counts=True)
-        merged = np.concatenate([keys, fresh_keys])
-        weights = np.concatenate([counts, fresh_counts])
-        keys, inverse = np.unique(merged, return_inverse=True)
-        counts = np.bincount(inverse, weights=weights).astype(np.int64)
-    return keys, counts
+        fresh = np.unique(np.concatenate(chunk), return_counts=True)
+        pending.append(fresh)
+        pending_size += fresh[0].size
+        # Chunks are merged into the totals in groups, not one by one: the
+        # totals grow with the library, and sorting them again after every
+        # chunk would make the stage quadratic in its size.
+        if pending_size >= MERGE_KEYS:
+            keys, counts = _merge_counts(keys, counts, pending)
+            pending, pending_size = [], 0
+    return _merge_counts(keys, counts, pending)
+
+
+def _merge_counts(
+    keys: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Add the (keys, counts) of ``parts`` to the totals."""
+    if not parts:
+        return keys, counts
+    merged = np.concatenate([keys, *(k for k, _ in parts)])
+    weights = np.concatenate([counts, *(c for _, c in parts)])
+    unique, inverse = np.unique(merged, return_inverse=True)
+    return unique, np.bincount(inverse, weights=weights).astype(np.int64)
