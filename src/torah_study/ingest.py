@@ -33,6 +33,7 @@ from torah_study.library.catalog import (
 )
 from torah_study.library.dump import (
     STAGING_FILE,
+    DumpFileError,
     DumpReport,
     DumpStaging,
     read_title_info,
@@ -331,12 +332,18 @@ def _stage_dumps(
     """Stage the rows of every dump file; return the staging table, or None."""
     if not paths:
         return None
-    staging = DumpStaging(settings.data_dir / STAGING_FILE)
-    for path in tqdm(paths, desc="stage dump", unit="file", disable=not show):
+    for path in paths:
+        if path.is_dir():
+            raise ExportError(f"Dump {path} is a folder: give the dump file itself.")
         if not path.is_file():
-            staging.close()
             raise ExportError(f"Dump file not found: {path}")
-        staging.stage(path, report.dump)
+    staging = DumpStaging(settings.data_dir / STAGING_FILE)
+    try:
+        for path in tqdm(paths, desc="stage dump", unit="file", disable=not show):
+            staging.stage(path, report.dump)
+    except (DumpFileError, OSError, EOFError) as error:
+        staging.close()
+        raise ExportError(str(error)) from error
     return staging
 
 
