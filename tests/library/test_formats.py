@@ -570,3 +570,57 @@ def test_dump_folder_is_named_as_a_folder(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(ExportError, match="is a folder"):
         _ingest(tmp_path, None, dumps=[folder])
+
+
+# Links from earlier runs and links sources that cannot be read -------------
+
+
+def _links_csv(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Citation 1", "Citation 2", "Connection Type"])
+        writer.writerows(rows)
+    return path
+
+
+def test_run_without_links_keeps_the_stored_links(
+    dump_file: Path, tmp_path: Path
+) -> None:
+    path = _links_csv(
+        tmp_path / "more-links.csv", [["Genesis 1:1-3", "Pirkei Avot 5:1", "reference"]]
+    )
+    settings, first = _ingest(tmp_path, None, dumps=[dump_file], links=[path])
+    assert first.links == 1
+
+    _, again = _ingest(tmp_path, None, dumps=[dump_file])
+
+    assert (again.links, again.links_kept) == (1, True)
+    assert "kept from an earlier run" in again.summary()
+    index = LinkIndex(settings.links_path, Catalog.load(settings.catalog_path))
+    assert "Genesis 1:1-3" in [link.ref for link in index.related("Pirkei Avot 5:1")]
+
+
+def test_missing_links_source_fails_before_writing(
+    dump_file: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ExportError, match=r"Links file not found: .*absent\.csv"):
+        _ingest(tmp_path, None, dumps=[dump_file], links=[tmp_path / "absent.csv"])
+    assert not (tmp_path / "data" / "catalog.json").exists()
+    with pytest.raises(ExportError, match="has no links/ folder"):
+        _ingest(tmp_path, None, dumps=[dump_file], links=[tmp_path])
+
+
+def test_links_past_the_end_of_a_book_are_skipped(
+    dump_file: Path, tmp_path: Path
+) -> None:
+    path = _links_csv(
+        tmp_path / "links.csv",
+        [
+            ["Genesis 1:1", "Genesis 9999:1", "reference"],
+            ["Genesis 1:1", "Pirkei Avot 1:1", "reference"],
+        ],
+    )
+    settings, report = _ingest(tmp_path, None, dumps=[dump_file], links=[path])
+    assert (report.links, report.links_skipped) == (1, 1)
+    index = LinkIndex(settings.links_path, Catalog.load(settings.catalog_path))
+    assert "Genesis 9999:1" not in [link.ref for link in index.related("Genesis 1:1")]
