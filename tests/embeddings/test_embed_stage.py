@@ -259,6 +259,28 @@ def test_dead_run_reported_interrupted(tmp_path: Path) -> None:
     assert read_status(tmp_path / "missing") is None
 
 
+def _embed_until_fourth_request(
+    data: str,
+    export: Path,
+    server: FakeEmbeddingServer,
+    capsys: pytest.CaptureFixture[str],
+    output: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """Ingest, then start `embed` in a process and return it once it waits on
+    its fourth request, which the server holds for a minute."""
+    _ingest_without_vectors(data, export)
+    capsys.readouterr()
+    server.script.stalls = [0.0, 0.0, 0.0, 60.0]
+    environment = {**os.environ, "TORAH_STUDY_EMBEDDING_BATCH_SIZE": str(BATCH)}
+    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
+    command = [sys.executable, "-m", "torah_study.cli", "--data-dir", data, "embed"]
+    process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
+    deadline = time.monotonic() + 60
+    while len(server.requests) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process
+
+
 def test_killed_run_loses_one_batch(
     remote_env: None,
     avot_export: Path,
@@ -269,16 +291,7 @@ def test_killed_run_loses_one_batch(
     """SIGKILL during the fourth request keeps the three batches before it."""
     server = openai_embedding_server
     data = str(tmp_path / "cli-data")
-    _ingest_without_vectors(data, avot_export)
-    capsys.readouterr()
-    server.script.stalls = [0.0, 0.0, 0.0, 60.0]
-    environment = {**os.environ, "TORAH_STUDY_EMBEDDING_BATCH_SIZE": str(BATCH)}
-    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
-    command = [sys.executable, "-m", "torah_study.cli", "--data-dir", data, "embed"]
-    process = subprocess.Popen(command, env=environment)
-    deadline = time.monotonic() + 60
-    while len(server.requests) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    process = _embed_until_fourth_request(data, avot_export, server, capsys)
     process.kill()
     process.wait()
     settings = Settings(
@@ -337,20 +350,10 @@ def test_stopped_run_exits_cleanly_and_says_interrupted(
     openai_embedding_server: FakeEmbeddingServer,
 ) -> None:
     """Ctrl-C or SIGTERM during the fourth request: no traceback, state saved."""
-    server = openai_embedding_server
     data = str(tmp_path / "cli-data")
-    _ingest_without_vectors(data, avot_export)
-    capsys.readouterr()
-    server.script.stalls = [0.0, 0.0, 0.0, 60.0]
-    environment = {**os.environ, "TORAH_STUDY_EMBEDDING_BATCH_SIZE": str(BATCH)}
-    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
-    command = [sys.executable, "-m", "torah_study.cli", "--data-dir", data, "embed"]
-    process = subprocess.Popen(
-        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    process = _embed_until_fourth_request(
+        data, avot_export, openai_embedding_server, capsys, subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
-    while len(server.requests) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
 
