@@ -200,7 +200,7 @@ def compression(path: Path) -> str | None:
     )
 
 
-def open_dump(path: Path) -> IO[bytes]:
+def open_dump(path: Path) -> IO[bytes] | gzip.GzipFile:
     """Open a dump file for reading bytes, decompressing a gzip file.
 
     Raises DumpFileError for a compression that is not read directly. Byte
