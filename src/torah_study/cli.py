@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from torah_study.config import Settings
 
@@ -23,7 +24,8 @@ logger = logging.getLogger("torah_study")
 MAX_WORKERS = 64
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Return the settings given on the command line, by setting name."""
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
@@ -31,7 +33,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["llm_provider"] = args.provider
     if getattr(args, "backend", None):
         overrides["retrieval_backend"] = args.backend
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return overrides
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(**_overrides(args))  # type: ignore[arg-type]
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -133,10 +139,17 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.embeddings_command == "import":
         return run_import(settings, args.file)
+    names = args.books if args.embeddings_command == "export" else args.dense_scope
+    file = args.file
+    if file is None and names and len(names) > 1:
+        # "--dense-scope Tanakh out.parquet": the list option took the file too.
+        file = Path(names.pop())
+    if file is None:
+        return _fail(f"embeddings {args.embeddings_command} needs a file to write.")
     if args.embeddings_command == "export":
-        return run_export(settings, args.file, args.books)
+        return run_export(settings, file, args.books)
     scope = tuple(args.dense_scope) if args.dense_scope is not None else None
-    return run_texts(settings, args.file, scope, pending_only=not args.all)
+    return run_texts(settings, file, scope, pending_only=not args.all)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -434,6 +447,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         resolve_secret(settings)
     except SecretError as error:
         return _fail(str(error))
+    problem = _check_store(settings)
+    if problem is not None:
+        return _fail(problem)
     workers = args.workers
     processes = "1 process" if workers == 1 else f"{workers} worker processes"
     print(
@@ -443,7 +459,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return 0
-    _prepare_workers(settings)
+    _prepare_workers(settings, _overrides(args))
     uvicorn.run(
         f"{__name__}:worker_app",
         factory=True,
@@ -455,13 +471,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_workers(settings: Settings) -> None:
+def _check_store(settings: Settings) -> str | None:
+    """Open the retrieval store once before serving; return what is wrong, if any.
+
+    A store that cannot be opened (no database, another vector dimension)
+    would otherwise fail every worker's start-up with a traceback.
+    """
+    from torah_study.embeddings import build_embeddings
+    from torah_study.embeddings.base import EmbeddingError
+    from torah_study.index.base import StoreError
+    from torah_study.index.factory import open_store
+
+    try:
+        store = open_store(settings, build_embeddings(settings).dimension)
+    except (StoreError, EmbeddingError) as error:
+        return str(error)
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+    return None
+
+
+def _prepare_workers(settings: Settings, overrides: dict[str, object]) -> None:
     """Do once what every worker would otherwise race to do, and hand over settings.
 
     Worker processes are started fresh by uvicorn and read their settings from
-    the environment, so the data folder chosen on the command line is passed
-    there. The accounts database is migrated here, once, and the workers skip
-    the migration.
+    the environment, so every setting given on the command line (``overrides``:
+    the data folder, the retrieval backend) is passed there. The accounts
+    database is migrated here, once, and the workers skip the migration.
     """
     import os
 
@@ -474,6 +511,8 @@ def _prepare_workers(settings: Settings) -> None:
             upgrade(engine)
         finally:
             engine.dispose()
+    for name, value in overrides.items():
+        os.environ[f"TORAH_STUDY_{name.upper()}"] = str(value)
     os.environ["TORAH_STUDY_DATA_DIR"] = str(settings.data_dir)
     os.environ["TORAH_STUDY_MIGRATE_ON_START"] = "false"
 
@@ -604,6 +643,15 @@ def _missing_sqlite_file(url: str) -> Path | None:
         return None
     path = Path(database).expanduser()
     return None if path.exists() else path
+
+
+def _validation_message(error: ValidationError) -> str:
+    """Return the problems of invalid settings on one line, by setting name."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: "
+        f"{problem['msg']}"
+        for problem in error.errors()
+    )
 
 
 def _first_line(error: BaseException) -> str:
@@ -746,7 +794,9 @@ def build_parser() -> argparse.ArgumentParser:
     exporting = embeddings_commands.add_parser(
         "export", help="write the stored vectors to a Parquet file"
     )
-    exporting.add_argument("file", type=Path)
+    # The file is optional for argparse only: given after --books it is the
+    # last value of that list (see cmd_embeddings).
+    exporting.add_argument("file", type=Path, nargs="?")
     exporting.add_argument(
         "--books", nargs="+", help="only these book titles (default: all)"
     )
@@ -754,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
         "texts",
         help="write the texts to embed (ref, lang, version, text) to a Parquet file",
     )
-    texts.add_argument("file", type=Path)
+    texts.add_argument("file", type=Path, nargs="?")
     texts.add_argument(
         "--dense-scope", nargs="+", help="names to include (default: the setting)"
     )
@@ -895,7 +945,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ValidationError as error:
-        return _fail(f"invalid setting: {error}")
+        return _fail(f"invalid setting: {_validation_message(error)}")
+    except SettingsError as error:
+        return _fail(f"invalid setting: {_first_line(error)}")
     except StoreError as error:
         return _fail(str(error))
     except BrokenPipeError:

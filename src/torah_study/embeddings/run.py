@@ -5,9 +5,13 @@ Each function prints its result and returns the process exit status.
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from torah_study.config import Settings
 from torah_study.embeddings import build_embeddings
@@ -40,13 +44,52 @@ def _open(settings: Settings) -> tuple[Catalog, SegmentStore, Embeddings]:
     return catalog, store, embedder
 
 
-def run_embed(settings: Settings, *, quiet: bool = False) -> int:
-    """Embed the dense scope batch by batch, printing progress with rate and ETA."""
+# Exit status of a run stopped by Ctrl-C or SIGTERM, as a shell reports SIGINT.
+INTERRUPTED = 130
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while the block runs.
+
+    The run then stops the way Ctrl-C stops it: worker processes are shut
+    down and the status file says "interrupted". Only the main thread may
+    set signal handlers; elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous: Callable[[int, Any], Any] | int | None = signal.signal(
+        signal.SIGTERM, interrupt
+    )
     try:
-        with writer_lock(settings.data_dir, "embed"):
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_embed(settings: Settings, *, quiet: bool = False) -> int:
+    """Embed the dense scope batch by batch, printing progress with rate and ETA.
+
+    Ctrl-C or SIGTERM stops the run with status 130 and keeps the vectors
+    stored so far.
+    """
+    try:
+        with _terminate_as_interrupt(), writer_lock(settings.data_dir, "embed"):
             return _run_embed(settings, quiet=quiet)
     except WriterLockError as error:
         return _fail(str(error))
+    except KeyboardInterrupt:
+        print(
+            "embedding interrupted: the vectors stored so far are kept; run "
+            "`torah-study embed` again to continue.",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
 
 
 def _run_embed(settings: Settings, *, quiet: bool) -> int:
@@ -97,8 +140,20 @@ def _run_import(settings: Settings, path: Path) -> int:
     return 0
 
 
+def _unwritable(path: Path) -> str | None:
+    """Say why ``path`` cannot be written as a new file, or None when it can."""
+    if path.is_dir():
+        return f"cannot write {path}: it is a folder."
+    if not path.parent.is_dir():
+        return f"cannot write {path}: its folder {path.parent} does not exist."
+    return None
+
+
 def run_export(settings: Settings, path: Path, books: Sequence[str] | None) -> int:
     """Write the stored, current vectors to a Parquet file."""
+    problem = _unwritable(path)
+    if problem is not None:
+        return _fail(problem)
     try:
         catalog, store, embedder = _open(settings)
     except EmbeddingError as error:
@@ -106,7 +161,10 @@ def run_export(settings: Settings, path: Path, books: Sequence[str] | None) -> i
     unknown = [title for title in books or () if title not in catalog]
     if unknown:
         return _fail(f"unknown book title(s): {', '.join(unknown)}")
-    report = export_vectors(path, store, catalog, embedder, books)
+    try:
+        report = export_vectors(path, store, catalog, embedder, books)
+    except EmbeddingError as error:
+        return _fail(str(error))
     print(f"rows written: {report.rows} ({report.stale} stale vectors left out)")
     print(f"file: {path}")
     return 0
@@ -121,14 +179,20 @@ def run_texts(
 ) -> int:
     """Write the passage texts of the dense scope for embedding elsewhere."""
     names = list(scope if scope is not None else settings.dense_scope)
+    problem = _unwritable(path)
+    if problem is not None:
+        return _fail(problem)
     try:
         catalog, store, embedder = _open(settings)
         check_scope(names, catalog)
     except (EmbeddingError, ScopeError) as error:
         return _fail(str(error))
-    rows = export_texts(
-        path, store, catalog, embedder, names, pending_only=pending_only
-    )
+    try:
+        rows = export_texts(
+            path, store, catalog, embedder, names, pending_only=pending_only
+        )
+    except EmbeddingError as error:
+        return _fail(str(error))
     print(f"rows written: {rows} (texts for {embedder.name})")
     print(f"file: {path}")
     return 0

@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 
 from torah_study.config import Settings
-from torah_study.embeddings.base import Embeddings, Vectors
+from torah_study.embeddings.base import (
+    EmbeddingError,
+    Embeddings,
+    Vectors,
+    unusable_rows,
+)
 from torah_study.embeddings.scope import books_in_scope
 from torah_study.embeddings.status import EmbedProgress
 from torah_study.index.base import SegmentRecord, SegmentStore
@@ -116,6 +121,7 @@ def embed_scope(
         batches = _batches(_pending_records(store, embedder.name, plan), batch_size)
         inline = plan.total_pending < 2 * batch_size
         for records, vectors in _embed_batches(batches, embedder, workers, inline):
+            _check_vectors(embedder, records, vectors)
             digests = [vector_digest(r, embedder.name) for r in records]
             store.add_vectors(records, vectors, digests)
             written += len(records)
@@ -124,6 +130,10 @@ def embed_scope(
             if written - compacted >= COMPACT_EVERY:
                 store.optimize_vectors()
                 compacted = written
+    except (KeyboardInterrupt, SystemExit):
+        if progress is not None:
+            progress.interrupt()
+        raise
     except Exception as error:
         if progress is not None:
             progress.fail(error)
@@ -131,6 +141,29 @@ def embed_scope(
     if progress is not None:
         progress.finish()
     return written
+
+
+def _check_vectors(
+    embedder: Embeddings, records: Sequence[SegmentRecord], vectors: Vectors
+) -> None:
+    """Raise EmbeddingError when the provider returned a vector that is unusable.
+
+    A NaN, infinite or zero vector matches no question, and the stores
+    refuse NaN, so the run stops with the ref instead of storing it.
+    """
+    matrix = np.asarray(vectors)
+    if matrix.shape != (len(records), embedder.dimension):
+        raise EmbeddingError(
+            f"{embedder.name} returned vectors of shape {matrix.shape} for "
+            f"{len(records)} passages of dimension {embedder.dimension}."
+        )
+    bad = unusable_rows(matrix)
+    if bad:
+        refs = ", ".join(records[i].ref for i in bad[:3])
+        raise EmbeddingError(
+            f"{embedder.name} returned {len(bad)} vector(s) with NaN, infinite "
+            f"or only zero values, for {refs}; none of this batch was stored."
+        )
 
 
 def embed_configured_scope(

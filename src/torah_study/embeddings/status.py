@@ -28,7 +28,7 @@ WRITE_INTERVAL_SECONDS = 2.0
 class EmbedStatus:
     """The state of the latest embedding run, as stored in the status file."""
 
-    state: str  # "running", "done" or "failed"
+    state: str  # "running", "done", "failed" or "interrupted"
     provider: str
     scope: list[str]
     total: int
@@ -135,6 +135,13 @@ class EmbedProgress:
     def fail(self, error: BaseException) -> None:
         self.status.state = "failed"
         self.status.last_error = str(error)
+        self._write()
+        self._emit()
+
+    def interrupt(self) -> None:
+        """Record that the run was stopped (Ctrl-C or SIGTERM) before the end."""
+        self.status.state = "interrupted"
+        self.status.eta_seconds = None
         self._write()
         self._emit()
 

@@ -15,6 +15,7 @@ recorded with their file and line number and skipped.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from torah_study.index.base import position_key
 from torah_study.library.categories import category_key
@@ -43,6 +44,16 @@ STAGING_FILE = "dump-staging.sqlite"
 COMMIT_EVERY = 5_000
 # Bad lines kept with their reason; later ones are only counted.
 MAX_BAD_KEPT = 1_000
+# Bad lines logged as warnings while staging; the rest only reach the summary.
+MAX_BAD_LOGGED = 20
+# Largest position of a ref. Sefaria's longest sections have a few thousand
+# segments; a larger position is a bad line, since rebuilding the book would
+# pad a list to that length.
+MAX_POSITION = 100_000
+
+# Leading bytes of compressed files that are not read directly.
+_COMPRESSED = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_GZIP_MAGIC = b"\x1f\x8b"
 
 # "Genesis 1:1", "Berakhot 2a:3", "Rashi on Genesis 1:1:1", "Ein Yaakov,
 # Introduction 3": the title is everything before the last space-separated
@@ -108,6 +119,8 @@ def split_ref(ref: str) -> tuple[str, tuple[int, ...], bool]:
     positions = (first, *(int(p) for p in parts[1:]))
     if min(positions) < 1:
         raise RefError(f"Ref {ref!r} has a position below 1.")
+    if max(positions) > MAX_POSITION:
+        raise RefError(f"Ref {ref!r} has a position above {MAX_POSITION:,}.")
     return match.group("title"), positions, talmud
 
 
@@ -139,6 +152,15 @@ def parse_line(raw: bytes) -> DumpRow | None:
         category = "/".join(str(c) for c in category)
     lang = meta["lang"].strip().lower()
     version = str(meta.get("versionTitle") or "")
+    quality = str(meta.get("dataQuality") or "")
+    for name, value in (
+        ("text", text),
+        ("ref", meta["ref"]),
+        ("versionTitle", version),
+        ("docCategory", str(category or "")),
+        ("dataQuality", quality),
+    ):
+        _check_encodable(name, value)
     return DumpRow(
         title=title,
         positions=positions,
@@ -147,8 +169,56 @@ def parse_line(raw: bytes) -> DumpRow | None:
         version=version,
         text=text,
         category=str(category or ""),
-        quality=str(meta.get("dataQuality") or ""),
+        quality=quality,
     )
+
+
+def _check_encodable(name: str, value: str) -> None:
+    """Raise DumpLineError when ``value`` cannot be stored as UTF-8.
+
+    JSON allows escapes of lone surrogates ("\\ud800"), which no UTF-8 text
+    can hold.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = value[error.start]
+        raise DumpLineError(
+            f"{name} contains U+{ord(bad):04X}, a lone surrogate that is not "
+            "a character"
+        ) from error
+
+
+def compression(path: Path) -> str | None:
+    """Return "gzip", "bzip2", "xz" or "zstd" when ``path`` is compressed, else None."""
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    return next(
+        (name for magic, name in _COMPRESSED.items() if head.startswith(magic)), None
+    )
+
+
+def open_dump(path: Path) -> IO[bytes] | gzip.GzipFile:
+    """Open a dump file for reading bytes, decompressing a gzip file.
+
+    Raises DumpFileError for a compression that is not read directly. Byte
+    offsets of a gzip file count uncompressed bytes.
+    """
+    kind = compression(path)
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind is not None:
+        raise DumpFileError(
+            f"{path} is compressed with {kind}: decompress it first, or give "
+            "it as plain or gzip-compressed JSON Lines."
+        )
+    return path.open("rb")
+
+
+class DumpFileError(ValueError):
+    """Raised for a dump file that cannot be read at all."""
 
 
 class DumpStaging:
@@ -157,6 +227,8 @@ class DumpStaging:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # Bad lines logged as warnings in this run; the summary lists them all.
+        self._logged = 0
         self.db = sqlite3.connect(path)
         self.db.executescript(
             """
@@ -209,7 +281,7 @@ class DumpStaging:
                 (key, stat.st_size, stat.st_mtime),
             )
         batch: list[tuple[Any, ...]] = []
-        with path.open("rb") as handle:
+        with open_dump(path) as handle:
             handle.seek(offset)
             for raw in handle:
                 line += 1
@@ -220,6 +292,31 @@ class DumpStaging:
                     self._commit(key, batch, offset, line, done=False)
         self._commit(key, batch, offset, line, done=True)
         self._report_bad(key, report)
+        self._check_usable(path, key)
+
+    def _check_usable(self, path: Path, key: str) -> None:
+        """Raise DumpFileError when every line of a file was bad.
+
+        Such a file is not a dump at all (another format, or text from
+        another tool); an ingest that read nothing from it must not succeed.
+        """
+        if self.db.execute(
+            "SELECT 1 FROM rows WHERE source = ? LIMIT 1", (key,)
+        ).fetchone():
+            return
+        bad = self.db.execute(
+            "SELECT COUNT(*), MIN(line) FROM bad WHERE path = ?", (key,)
+        ).fetchone()
+        if not bad or not bad[0]:
+            return
+        reason = self.db.execute(
+            "SELECT reason FROM bad WHERE path = ? AND line = ?", (key, bad[1])
+        ).fetchone()[0]
+        raise DumpFileError(
+            f"{path}: none of its lines is a dump row ({bad[0]} bad lines; "
+            f"line {bad[1]}: {reason}). A dump is JSON Lines, one "
+            '{"text": ..., "metadata": {...}} object per line.'
+        )
 
     def _stage_line(
         self,
@@ -232,7 +329,11 @@ class DumpStaging:
         try:
             row = parse_line(raw)
         except DumpLineError as error:
-            logger.warning("Skipping %s line %d: %s", key, line, error)
+            if self._logged < MAX_BAD_LOGGED:
+                logger.warning("Skipping %s line %d: %s", key, line, error)
+            elif self._logged == MAX_BAD_LOGGED:
+                logger.warning("More bad lines in %s: the summary lists them", key)
+            self._logged += 1
             self.db.execute(
                 "INSERT OR REPLACE INTO bad VALUES (?, ?, ?)", (key, line, str(error))
             )

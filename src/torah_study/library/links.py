@@ -42,17 +42,35 @@ class LinkReport:
     files: int = 0
     rows: int = 0
     stored: int = 0
-    # Rows naming a book the library lacks or a ref that does not parse.
+    # Rows naming a book the library lacks, a ref that does not parse or a
+    # ref past the end of its book.
     skipped: int = 0
     # Rows that are not links at all: an empty citation or broken CSV.
     bad: int = 0
+
+
+class LinkSourceError(ValueError):
+    """Raised for a links source given by name that cannot be read."""
+
+
+def check_link_source(source: Path) -> None:
+    """Raise LinkSourceError unless ``source`` is a file or has ``links/``."""
+    if source.is_dir():
+        if not (source / "links").is_dir():
+            raise LinkSourceError(
+                f"Links folder {source} has no links/ folder of CSV files: give "
+                "an export folder or the CSV files themselves."
+            )
+    elif not source.is_file():
+        raise LinkSourceError(f"Links file not found: {source}")
 
 
 def link_files(sources: Path | Sequence[Path]) -> list[Path]:
     """List links CSVs: an export folder gives its ``links/*.csv``, a file itself.
 
     The current export splits links into ``links0.csv``, ``links1.csv`` and
-    so on; all are read.
+    so on; all are read. Missing sources are logged and left out; check
+    sources named by the user first with :func:`check_link_source`.
     """
     paths: list[Path] = []
     for source in [sources] if isinstance(sources, Path) else sources:
@@ -122,7 +140,8 @@ def build_links(
     the files. The table is written to a temporary file first, so a failed
     run leaves the previous table in place.
     """
-    report = LinkReport(files=len(link_files(sources)))
+    files = link_files(sources)
+    report = LinkReport(files=len(files))
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     connection = sqlite3.connect(tmp)
@@ -131,11 +150,13 @@ def build_links(
             "CREATE TABLE links (book TEXT, low TEXT, high TEXT, other TEXT, kind TEXT)"
         )
         batch: list[tuple[str, str, str, str, str]] = []
-        for first, second, kind in read_link_rows(sources, report):
+        for first, second, kind in read_link_rows(files, report):
             report.rows += 1
             try:
-                a = catalog.parse(first, validate=False)
-                b = catalog.parse(second, validate=False)
+                # Validated: a ref past the end of its book ("Exodus 9999:1")
+                # would be a link to no text.
+                a = catalog.parse(first)
+                b = catalog.parse(second)
             except RefError:
                 report.skipped += 1
                 continue
@@ -249,3 +270,18 @@ def _count(node: object) -> int:
     if isinstance(node, list):
         return sum(_count(child) for child in node)
     return int(node) if isinstance(node, int) else 0
+
+
+def stored_link_count(path: Path) -> int:
+    """Return the number of links in the table at ``path``; 0 when there is none."""
+    if not path.exists():
+        return 0
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        (rows,) = connection.execute("SELECT COUNT(*) FROM links").fetchone()
+    except sqlite3.Error:
+        return 0
+    finally:
+        connection.close()
+    # Each link is stored once from each end.
+    return int(rows) // 2
