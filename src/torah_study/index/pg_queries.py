@@ -41,8 +41,11 @@ def keyword_query(leg: KeywordLeg, prefix: str = "") -> tuple[str, Params]:
     segments do not win by size alone. Ties break by ref, so the order is
     the same on every run.
     """
-    # TODO: ts_rank has no inverse document frequency. It matched BM25 on the
-    # test library but has not been measured on the whole export.
+    # TODO: ts_rank has no inverse document frequency and its scores sit in a
+    # narrow band, so on the whole export the reranker's relative keyword
+    # score lets more weak candidates through the gate than with LanceDB's
+    # BM25 (docs/postgres.md). A BM25 in SQL fixed most of it but was eight
+    # times slower; a bounded, fast BM25 is still to be found.
     params: Params = {f"{prefix}words": query_words(leg.query), f"{prefix}k": leg.k}
     where = filter_clause("s", leg.filters, prefix, params)
     sql = f"""
