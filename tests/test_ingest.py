@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from torah_study.config import Settings
-from torah_study.index.factory import open_store
+from torah_study.index.base import SegmentStore
+from torah_study.index.factory import open_store as _open_store
 from torah_study.ingest import ingest
 from torah_study.library.catalog import Catalog
 
@@ -19,6 +21,23 @@ BOOK_DIRS = (
     "json/Mishnah/Seder Nezikin/Pirkei Avot",
     "json/Mishnah/Seder Zeraim/Mishnah Berakhot",
 )
+
+
+_opened: list[SegmentStore] = []
+
+
+def open_store(settings: Settings, dimension: int) -> SegmentStore:
+    """Open a store that is closed when the test ends (its connections too)."""
+    store = _open_store(settings, dimension)
+    _opened.append(store)
+    return store
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
 
 
 class CountingEmbeddings:

@@ -225,24 +225,29 @@ def ingest(
     Raises WriterLockError when another process is writing to the data folder.
     """
     with writer_lock(settings.data_dir, "ingest"):
-        return _ingest(
-            settings, export_dir, dumps, links, embeddings, show_progress, embed
-        )
+        embedder = embeddings or build_embeddings(settings)
+        store = open_store(settings, embedder.dimension)
+        try:
+            return _ingest(
+                settings, store, embedder, export_dir, dumps, links,
+                show_progress, embed,
+            )  # fmt: skip
+        finally:
+            store.close()
 
 
 def _ingest(
     settings: Settings,
+    store: SegmentStore,
+    embedder: Embeddings,
     export_dir: Path | None,
     dumps: Sequence[Path],
     links: Sequence[Path],
-    embeddings: Embeddings | None,
     show_progress: bool,
     embed: bool,
 ) -> IngestReport:
     report = IngestReport()
     state = IngestState(settings.data_dir / STATE_FILE)
-    embedder = embeddings or build_embeddings(settings)
-    store = open_store(settings, embedder.dimension)
     if state.books and not store.count():
         # An empty store (a new database, or another backend) holds none of
         # the books the state file lists as written, so all are written again.

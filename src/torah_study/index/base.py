@@ -137,6 +137,10 @@ class SegmentStore(Protocol):
         """Return the version of each table this store reads (empty if live)."""
         ...
 
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+        ...
+
     def keyword(self, query: str, k: int, filters: Filters = ...) -> list[Hit]: ...
 
     def dense(

@@ -132,6 +132,9 @@ class LanceStore:
         self._segments.checkout_latest()
         self._vectors.checkout_latest()
 
+    def close(self) -> None:
+        """Nothing to release: LanceDB holds no connection."""
+
     def versions(self) -> dict[str, int]:
         """Return the table version this store reads, by table name."""
         return {
