@@ -115,11 +115,14 @@ class FailingStore:
     def get(self, refs: list[str]):  # type: ignore[no-untyped-def]
         return self._store.get(refs)
 
-    def add_vectors(self, records, vectors, digests) -> None:  # type: ignore[no-untyped-def]
+    def vector_refs(self) -> set[str]:
+        return self._store.vector_refs()
+
+    def add_vectors(self, records, vectors, digests, *, replace=True) -> None:  # type: ignore[no-untyped-def]
         if self._left == 0:
             raise KeyboardInterrupt
         self._left -= 1
-        self._store.add_vectors(records, vectors, digests)
+        self._store.add_vectors(records, vectors, digests, replace=replace)
 
 
 def test_interrupted_import_resumes(library_copy: Settings, exported: Path) -> None:
@@ -340,3 +343,22 @@ def test_texts_file_after_the_scope_option(
     table = pq.read_table(path)
     assert table.num_rows > 100
     assert all(ref.startswith(BOOK) for ref in table.column("ref").to_pylist())
+
+
+def test_import_deletes_only_stored_refs(
+    library_copy: Settings, exported: Path
+) -> None:
+    store = LanceStore(library_copy.index_dir)
+    refs = sorted(store.vector_digests(BOOK))
+    store.delete_vectors(refs)
+    before = store.versions()["vectors"]
+    others = store.vector_count()
+
+    report = import_vectors(exported, store, E5Embeddings(), batch_rows=50)
+
+    # Each batch of new refs is one append; a delete would add a version.
+    batches = -(-report.rows // 50)
+    assert store.versions()["vectors"] - before == batches
+    assert report.stored == len(refs)
+    assert store.vector_count() == others + len(refs)
+    assert store.vector_refs() >= set(refs)

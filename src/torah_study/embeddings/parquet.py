@@ -183,6 +183,9 @@ def import_vectors(
     # Refs stored from earlier rows; kept as a set of strings, which stays
     # small next to the vectors even for the whole library.
     seen: set[str] = set()
+    # Refs that had a vector before the import. Only their old vectors need
+    # deleting, and a delete scans the whole vectors table.
+    present = store.vector_refs()
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
         first_row = report.rows
         report.rows += batch.num_rows
@@ -215,12 +218,16 @@ def import_vectors(
             chosen[ref] = (record, index)
         if not chosen:
             continue
-        records = [record for record, _ in chosen.values()]
-        rows = normalize_rows(vectors[[index for _, index in chosen.values()]])
-        digests = [vector_digest(r, embedder.name) for r in records]
-        store.add_vectors(records, rows, digests)
+        for replace in (True, False):
+            part = [(r, i) for r, i in chosen.values() if (r.ref in present) == replace]
+            if not part:
+                continue
+            records = [record for record, _ in part]
+            rows = normalize_rows(vectors[[index for _, index in part]])
+            digests = [vector_digest(r, embedder.name) for r in records]
+            store.add_vectors(records, rows, digests, replace=replace)
         seen.update(chosen)
-        report.stored += len(records)
+        report.stored += len(chosen)
     return report
 
 

@@ -121,7 +121,15 @@ class SegmentStore(Protocol):
         records: Sequence[SegmentRecord],
         vectors: npt.NDArray[np.float32],
         digests: Sequence[str],
-    ) -> None: ...
+        *,
+        replace: bool = True,
+    ) -> None:
+        """Store vectors; ``replace=False`` promises none of the refs has one."""
+        ...
+
+    def vector_refs(self) -> set[str]:
+        """Return every ref that has a stored vector."""
+        ...
 
     def delete_vectors(self, refs: Iterable[str]) -> None: ...
 

@@ -199,15 +199,22 @@ class LanceStore:
         records: Sequence[SegmentRecord],
         vectors: npt.NDArray[np.float32],
         digests: Sequence[str],
+        *,
+        replace: bool = True,
     ) -> None:
-        """Store vectors for ``records``, replacing older vectors of the same refs."""
+        """Store vectors for ``records``, replacing older vectors of the same refs.
+
+        With ``replace`` off the caller knows that none of the refs has a
+        stored vector, and the delete, which scans the table, is skipped.
+        """
         if not records:
             return
         refs = [r.ref for r in records]
         # NOTE: two commits, so a reader that refreshes between them misses
         # these refs in dense search until the next refresh. A merge would
         # avoid that but reads the whole table for each batch.
-        self._vectors.delete(f"ref IN ({', '.join(_quote(r) for r in refs)})")
+        if replace:
+            self._vectors.delete(f"ref IN ({', '.join(_quote(r) for r in refs)})")
         table = pa.table(
             {
                 "ref": refs,
@@ -219,6 +226,11 @@ class LanceStore:
             schema=_vector_schema(self.dimension),
         )
         self._vectors.add(table)
+
+    def vector_refs(self) -> set[str]:
+        """Return every ref that has a stored vector."""
+        rows = self._vectors.search().select(["ref"]).limit(None).to_arrow()
+        return set(rows["ref"].to_pylist())
 
     def delete_vectors(self, refs: Iterable[str]) -> None:
         batch = list(refs)

@@ -125,8 +125,13 @@ class PostgresStore:
         records: Sequence[SegmentRecord],
         vectors: npt.NDArray[np.float32],
         digests: Sequence[str],
+        *,
+        replace: bool = True,
     ) -> None:
-        """Store vectors for ``records``, replacing older vectors of the same refs."""
+        """Store vectors for ``records``, replacing older vectors of the same refs.
+
+        ``replace`` changes nothing here: the insert replaces on conflict.
+        """
         if not records:
             return
         matrix = np.asarray(vectors, dtype=np.float32)
@@ -153,6 +158,11 @@ class PostgresStore:
                     embedding = excluded.embedding""",
                 rows,
             )
+
+    def vector_refs(self) -> set[str]:
+        """Return every ref that has a stored vector."""
+        rows = self._fetch("SELECT ref FROM retrieval_vectors", ())
+        return {str(row[0]) for row in rows}
 
     def delete_vectors(self, refs: Iterable[str]) -> None:
         batch = list(refs)
