@@ -4,7 +4,7 @@ Usage:
     python benchmarks/scale_data.py --data-dir DIR --out OUT [--segments 3500000]
 
 ``--data-dir`` is an ingested library (the whole Sefaria export). The output
-holds every real segment of it, plus synthetic segments up to ``--segments``:
+contains every real segment of it, plus synthetic segments up to ``--segments``:
 
 - ``OUT/dump.jsonl``: one row per segment and language in the dataset dump
   format (``text`` and ``metadata`` with ``ref``, ``url``, ``versionTitle``,

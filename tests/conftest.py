@@ -105,7 +105,7 @@ def postgres_library_settings(
 ) -> Settings:
     """The test library's settings with its segments and vectors copied to PostgreSQL.
 
-    The copy holds the same records, keyword texts and vectors as the
+    The copy contains the same records, keyword texts and vectors as the
     LanceDB index, so both backends search the same library.
     """
     from torah_study.config import libpq_url

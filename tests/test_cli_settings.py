@@ -100,6 +100,7 @@ def test_serve_reports_a_dimension_mismatch_in_one_line(
     (tmp_path / "catalog.json").write_text("[]", encoding="utf-8")
     assert main(["--backend", "postgres", "--data-dir", str(tmp_path), "serve"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "768" in err
+    assert err.startswith("error: ")
+    assert "768" in err
     assert len(err.strip().splitlines()) == 1
     assert not started

@@ -249,7 +249,7 @@ def _ingest(
     report = IngestReport()
     state = IngestState(settings.data_dir / STATE_FILE)
     if state.books and not store.count():
-        # An empty store (a new database, or another backend) holds none of
+        # An empty store (a new database, or another backend) contains none of
         # the books the state file lists as written, so all are written again.
         state.books.clear()
     catalog = (

@@ -328,7 +328,8 @@ def test_unwritable_targets_fail_cleanly(
     ]:
         assert main([*data, str(target)]) == 1
         err = capsys.readouterr().err
-        assert message in err.lower() and len(err.strip().splitlines()) == 1
+        assert message in err.lower()
+    assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob(".*.tmp"))
 
 

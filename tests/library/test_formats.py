@@ -500,7 +500,7 @@ def _row_with(line: str, **changes: Any) -> str:
         row["text"] = changes["text"]
     if "ref" in changes:
         row["metadata"]["ref"] = changes["ref"]
-    # ASCII escapes keep a lone surrogate as "\\ud800", as a dump holds it.
+    # ASCII escapes keep a lone surrogate as "\\ud800", as a dump contains it.
     return json.dumps(row)
 
 

@@ -46,9 +46,9 @@ COMMIT_EVERY = 5_000
 MAX_BAD_KEPT = 1_000
 # Bad lines logged as warnings while staging; the rest only reach the summary.
 MAX_BAD_LOGGED = 20
-# Largest position of a ref. Sefaria's longest sections have a few thousand
-# segments; a larger position is a bad line, since rebuilding the book would
-# pad a list to that length.
+# Largest position of a ref, an estimate well above the longest sections of
+# the library. A larger position is a bad line, because rebuilding the book
+# would pad a list to that length.
 MAX_POSITION = 100_000
 
 # Leading bytes of compressed files that are not read directly.
@@ -441,7 +441,7 @@ def choose_dump_versions(
 
 @dataclass
 class TitleInfo:
-    """What an export's table of contents and schemas say about a title."""
+    """Titles, categories and section names from an export's contents and schemas."""
 
     he_title: str = ""
     categories: list[str] = field(default_factory=list)
