@@ -314,6 +314,7 @@ def probe(args: argparse.Namespace) -> int:
             store.dense(vector, settings.dense_k)
             leg_dense.append(time.perf_counter() - started)
     ann = [[hit.ref for hit in store.dense(v, 10)] for v in vectors]
+    sweep = [_dense_setting(store, vectors, setting) for setting in DENSE_SWEEP]
     status = Path("/proc/self/status").read_text()
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
@@ -327,9 +328,48 @@ def probe(args: argparse.Namespace) -> int:
         "process_rss_mib": round(rss / 1024, 1),
         "process_peak_rss_mib": round(hwm / 1024, 1),
         "ann_top10": ann,
+        "dense_sweep": [entry for entry in sweep if entry is not None],
     }
     print(json.dumps(report))
     return 0
+
+
+# Dense search settings tried after the main measurements: the store
+# attributes each one sets, for the stores that have them.
+DENSE_SWEEP: tuple[dict[str, int], ...] = (
+    {"nprobes": 20, "refine_factor": 1},
+    {"nprobes": 20, "refine_factor": 5},
+    {"nprobes": 50, "refine_factor": 5},
+    {"nprobes": 100, "refine_factor": 10},
+    {"ef_search": 40},
+    {"ef_search": 100},
+    {"ef_search": 200},
+    {"ef_search": 400},
+)
+
+
+def _dense_setting(
+    store: Any, vectors: np.ndarray[Any, Any], setting: dict[str, int]
+) -> dict[str, Any] | None:
+    """Time the store's top-10 dense search with ``setting``; None if not its kind."""
+    if not all(hasattr(store, name) for name in setting):
+        return None
+    saved = {name: getattr(store, name) for name in setting}
+    for name, value in setting.items():
+        setattr(store, name, value)
+    try:
+        store.dense(vectors[0], 10)
+        seconds: list[float] = []
+        ann: list[list[str]] = []
+        for vector in vectors:
+            started = time.perf_counter()
+            hits = store.dense(vector, 10)
+            seconds.append(time.perf_counter() - started)
+            ann.append([hit.ref for hit in hits])
+    finally:
+        for name, value in saved.items():
+            setattr(store, name, value)
+    return {"setting": setting, "latency": latency_summary(seconds), "ann_top10": ann}
 
 
 def serve(
@@ -416,6 +456,15 @@ def main() -> int:
                 len(set(a) & set(e)) / len(e) for a, e in zip(ann, exact, strict=True)
             ]
             served["dense_recall_at_10"] = round(float(np.mean(recall)), 4)
+            for entry in served.get("dense_sweep", []):
+                found = entry.pop("ann_top10")
+                entry["recall_at_10"] = round(
+                    float(np.mean([
+                        len(set(a) & set(e)) / len(e)
+                        for a, e in zip(found, exact, strict=True)
+                    ])),
+                    4,
+                )  # fmt: skip
             entry["serving"] = served
             report["backends"][backend] = entry
             if args.output is not None:

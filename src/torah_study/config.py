@@ -116,6 +116,20 @@ class Settings(BaseSettings):
         le=65536,
         description="maintenance_work_mem of the HNSW index build, in MB.",
     )
+    retrieval_nprobes: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="IVF partitions a dense query reads once LanceDB has a "
+        "vector index.",
+    )
+    retrieval_refine_factor: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="LanceDB reads refine_factor × k approximate neighbours and "
+        "ranks them by exact distance (1: no refinement).",
+    )
     retrieval_ef_search: int = Field(
         default=100,
         ge=1,

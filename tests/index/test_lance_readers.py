@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from torah_study.index.base import SegmentRecord
@@ -114,3 +115,31 @@ def test_rewrite_of_stored_book_one_commit(export_dir: Path, tmp_path: Path) -> 
     assert store.count() == 100
     assert store.get(["Genesis 1:1"])
     assert store.get([records[-1].ref]) == []
+
+
+def test_dense_settings_reach_the_vector_index(
+    export_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the IVF-PQ index exists, nprobes and refine_factor shape the search."""
+    monkeypatch.setattr("torah_study.index.lance.VECTOR_INDEX_MIN_ROWS", 1000)
+    records: list[SegmentRecord] = []
+    for title in ("Genesis", "Exodus"):
+        book, _ = _book(export_dir, title)
+        records.extend(book)
+    records = records[:2048]
+    # Vectors that are not embeddings of the texts: only their geometry matters.
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(len(records), 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = LanceStore(tmp_path / "index", dimension=32, nprobes=1)
+    store.add_vectors(records, vectors, ["x"] * len(records), replace=False)
+    store.optimize_vectors()
+    assert ("vector",) in {tuple(i.columns) for i in store._vectors.list_indices()}
+    query = vectors[5] + rng.normal(scale=0.3, size=32).astype(np.float32)
+    query /= np.linalg.norm(query)
+    exact = [records[i].ref for i in np.argsort(-(vectors @ query))[:10]]
+    narrow = [hit.ref for hit in store.dense(query, 10)]
+    store.nprobes, store.refine_factor = 10_000, 50
+    wide = [hit.ref for hit in store.dense(query, 10)]
+    assert wide == exact
+    assert narrow != exact

@@ -42,4 +42,6 @@ def open_store(settings: Settings, dimension: int) -> SegmentStore:
         settings.index_dir,
         dimension=dimension,
         keep_versions=settings.index_keep_versions,
+        nprobes=settings.retrieval_nprobes,
+        refine_factor=settings.retrieval_refine_factor,
     )

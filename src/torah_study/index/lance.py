@@ -42,6 +42,7 @@ VECTORS = "vectors"
 # Below this many vectors an exhaustive scan takes a few milliseconds and is
 # exact, so an approximate IVF-PQ index is only trained for larger scopes.
 VECTOR_INDEX_MIN_ROWS = 100_000
+DEFAULT_NPROBES = 20
 DEFAULT_KEEP_VERSIONS = timedelta(minutes=10)
 # A cleanup age no table version reaches, for an optimize() that only compacts
 # (None would mean LanceDB's default of 7 days).
@@ -106,11 +107,21 @@ class LanceStore:
         *,
         dimension: int = 384,
         keep_versions: timedelta = DEFAULT_KEEP_VERSIONS,
+        nprobes: int = DEFAULT_NPROBES,
+        refine_factor: int = 1,
     ) -> None:
+        """Open or create the tables in ``path``.
+
+        ``nprobes`` and ``refine_factor`` tune dense queries once the vector
+        index exists: the IVF partitions read, and the multiple of k that is
+        read from the compressed index and ranked again by exact distance.
+        """
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.dimension = dimension
         self.keep_versions = keep_versions
+        self.nprobes = nprobes
+        self.refine_factor = refine_factor
         # No read_consistency_interval: a table moves to a newer version only
         # in refresh(), so a serving process can refresh the index and then
         # reload the catalog, in that order (see service.LibraryRefresher).
@@ -318,6 +329,9 @@ class LanceStore:
         search = self._vectors.search(
             np.asarray(vector, dtype=np.float32), vector_column_name="vector"
         ).distance_type("cosine")
+        search = search.nprobes(self.nprobes)
+        if self.refine_factor > 1:
+            search = search.refine_factor(self.refine_factor)
         where = filter_sql(filters)
         if where:
             search = search.where(where, prefilter=True)

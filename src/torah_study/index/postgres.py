@@ -1,7 +1,8 @@
 """Server store: segments and vectors in PostgreSQL with pgvector.
 
 Keyword search runs on a ``tsvector`` column under a GIN index, built with
-the Hebrew and English text search configuration of ``pg_search``. Dense
+the Hebrew and English text search configuration of ``pg_search``, and is
+ranked by BM25 with the term statistics of ``pg_terms``. Dense
 search runs on a pgvector HNSW index with cosine distance. ``fuse`` runs
 several of these searches and their reciprocal rank fusion in one query.
 
@@ -12,6 +13,7 @@ see a book either as it was or as it is after the write, never half of it.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -22,7 +24,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from torah_study.index import pg_queries, pg_schema
+from torah_study.index import pg_queries, pg_schema, pg_terms
 from torah_study.index.base import (
     Candidate,
     DenseLeg,
@@ -72,6 +74,10 @@ class PostgresStore:
             self.hebrew_dictionary = pg_schema.create_schema(
                 connection, dimension, install_files=install_files
             )
+        # Set by writes and cleared by ``finish``, which then recomputes the
+        # term statistics.
+        self._segments_changed = False
+        self._terms_ready = False
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -106,6 +112,7 @@ class PostgresStore:
                 for record, text in zip(records, search, strict=True):
                     row = [getattr(record, name) for name in pg_schema.SEGMENT_COLUMNS]
                     copy.write_row([*row, text])
+        self._segments_changed = True
 
     def delete_book(self, book: str) -> None:
         with self._pool.connection() as connection, connection.transaction():
@@ -113,6 +120,7 @@ class PostgresStore:
                 "DELETE FROM retrieval_segments WHERE book = %s", (book,)
             )
             connection.execute("DELETE FROM retrieval_vectors WHERE book = %s", (book,))
+        self._segments_changed = True
 
     def vector_digests(self, book: str) -> dict[str, str]:
         rows = self._fetch(
@@ -174,12 +182,25 @@ class PostgresStore:
                 )
 
     def finish(self) -> None:
-        """Build the HNSW index if missing and refresh the planner's statistics.
+        """Build the HNSW index if missing and refresh term and planner statistics.
 
         The index is built only once vectors exist: building it over loaded
-        rows is much faster than inserting millions of rows into it.
+        rows is much faster than inserting millions of rows into it. Term
+        statistics are recomputed when this store wrote segments or none
+        exist yet.
         """
         with self._pool.connection() as connection:
+            with connection.transaction():
+                stale = self._segments_changed or not self._has_terms(connection)
+            if stale:
+                started = time.perf_counter()
+                lexemes = pg_terms.refresh(connection)
+                self._segments_changed = False
+                logger.info(
+                    "Counted the segments of %d lexemes in %.1f s",
+                    lexemes,
+                    time.perf_counter() - started,
+                )
             if self._count("retrieval_vectors"):
                 with connection.transaction():
                     connection.execute(
@@ -205,13 +226,20 @@ class PostgresStore:
     # Searching --------------------------------------------------------------
 
     def keyword(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
-        """Segments that contain any word of ``query``, ranked by ``ts_rank``."""
+        """Segments that contain any word of ``query``, ranked by BM25.
+
+        Before the first ``finish`` there are no term statistics, and
+        segments are ranked by ``ts_rank``.
+        """
         if not query.strip():
             return []
-        sql, params = pg_queries.keyword_query(KeywordLeg("keyword", query, k, filters))
-        rows = self._fetch(
-            f"SELECT ref, score FROM ({sql}) AS hits ORDER BY rank", params
-        )
+        leg = KeywordLeg("keyword", query, k, filters)
+        with self._pool.connection() as connection:
+            terms = self._leg_terms(connection, [leg])
+            sql, params = pg_queries.keyword_query(leg, terms=terms.get(0))
+            rows = connection.execute(
+                f"SELECT ref, score FROM ({sql}) AS hits ORDER BY rank", params
+            ).fetchall()
         return [Hit(str(ref), float(score)) for ref, score in rows]
 
     def dense(
@@ -234,9 +262,10 @@ class PostgresStore:
         ]
         if not live:
             return []
-        sql, params = pg_queries.fusion_query(live, k)
         dense_k = max((leg.k for leg in live if isinstance(leg, DenseLeg)), default=0)
         with self._pool.connection() as connection, connection.transaction():
+            terms = self._leg_terms(connection, live)
+            sql, params = pg_queries.fusion_query(live, k, terms)
             tune_ann_search(connection, self.ef_search, dense_k)
             rows = connection.execute(sql, params).fetchall()
         # The last column (first_seen) only orders the rows.
@@ -330,6 +359,31 @@ class PostgresStore:
     def _fetch(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         with self._pool.connection() as connection:
             return connection.execute(sql, params).fetchall()
+
+    def _has_terms(self, connection: psycopg.Connection[Any]) -> bool:
+        """Tell whether the term statistics tables exist (kept once true)."""
+        if not self._terms_ready:
+            self._terms_ready = pg_terms.tables_exist(connection)
+        return self._terms_ready
+
+    def _leg_terms(
+        self, connection: psycopg.Connection[Any], legs: Sequence[Leg]
+    ) -> dict[int, pg_queries.LegTerms]:
+        """Return the term statistics of each keyword leg, by its index in ``legs``.
+
+        Empty until the first ``finish``: the legs are then ranked by ``ts_rank``.
+        """
+        keyword = {i: leg for i, leg in enumerate(legs) if isinstance(leg, KeywordLeg)}
+        if not keyword or not self._has_terms(connection):
+            return {}
+        totals, terms = pg_terms.lookup(
+            connection, [leg.query for leg in keyword.values()]
+        )
+        if totals is None:
+            return {}
+        return {
+            index: (totals, found) for index, found in zip(keyword, terms, strict=True)
+        }
 
     def _count(self, table: str) -> int:
         row = self._fetch(f"SELECT count(*) FROM {table}", ())[0]
