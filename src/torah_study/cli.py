@@ -586,7 +586,7 @@ def setup_search(settings: Settings) -> int:
     """
     import psycopg
 
-    from torah_study.index import pg_search
+    from torah_study.index import pg_search, pg_terms
 
     try:
         url = settings.retrieval_database
@@ -616,16 +616,18 @@ def setup_search(settings: Settings) -> int:
                 if table and table[0] is not None:
                     print("Reindexing the stored segments with the new dictionary…")
                     connection.execute("UPDATE retrieval_segments SET search = search")
+                    if pg_terms.tables_exist(connection):
+                        pg_terms.refresh(connection)
             connection.commit()
     except (psycopg.Error, OSError) as error:
         return _fail(f"setting up text search failed: {_first_line(error)}")
-    if hebrew:
-        print(f"{pg_search.CONFIGURATION} uses the Hebrew dictionary from hunspell-he.")
-    else:
-        print(
-            f"{pg_search.CONFIGURATION} has no Hebrew dictionary: install the "
+    if not hebrew:
+        return _fail(
+            f"{pg_search.CONFIGURATION} has no Hebrew dictionary, so Hebrew "
+            "words are matched without their prefixes removed: install the "
             "Debian package hunspell-he and run this again."
         )
+    print(f"{pg_search.CONFIGURATION} uses the Hebrew dictionary from hunspell-he.")
     return 0
 
 

@@ -24,6 +24,27 @@ def test_setup_search_reports_dictionary(
     assert "uses the Hebrew dictionary" in capsys.readouterr().out
 
 
+def test_setup_search_fails_without_hebrew_dictionary(
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without hunspell-he the configuration is made, but the command fails."""
+    from torah_study.index import pg_search
+
+    url = libpq_url(fresh_postgres_database(postgres_url))
+    monkeypatch.setenv("TORAH_STUDY_RETRIEVAL_DATABASE_URL", url)
+    # As on a machine without the package: nothing to copy, no dictionary.
+    monkeypatch.setattr(
+        pg_search,
+        "install_dictionary_files",
+        lambda sharedir: pg_search.SearchSetup(False, True),
+    )
+    monkeypatch.setattr(pg_search, "create_configuration", lambda c, upgrade: False)
+    assert main(["--backend", "postgres", "db", "setup-search"]) == 1
+    assert "install the Debian package hunspell-he" in capsys.readouterr().err
+
+
 def test_setup_search_needs_postgres(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
