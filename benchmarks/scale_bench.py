@@ -84,6 +84,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--skip-build", action="store_true", help="reuse the libraries in --work"
     )
+    parser.add_argument(
+        "--skip-ingest",
+        action="store_true",
+        help="reuse the ingested segments in --work, import the vectors again",
+    )
     parser.add_argument("--output", type=Path)
     return parser.parse_args()
 
@@ -193,18 +198,30 @@ def backend_env(backend: str, data_dir: Path, url: str | None) -> dict[str, str]
 
 
 def build(
-    backend: str, scale: Path, data_dir: Path, url: str | None, pgdata: Path | None
+    backend: str,
+    scale: Path,
+    data_dir: Path,
+    url: str | None,
+    pgdata: Path | None,
+    *,
+    ingest: bool = True,
 ) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = backend_env(backend, data_dir, url)
-    print(f"{backend}: ingest", file=sys.stderr)
-    ingest = run_timed(
-        [*CLI, "ingest", "--quiet", "--no-embed", "--dump", str(scale / "dump.jsonl")],
-        env,
-        pgdata,
-        data_dir.parent / f"{backend}-ingest.log",
-    )
-    stages = _stage_seconds(ingest.pop("output"))
+    result: dict[str, Any] = {}
+    if ingest:
+        print(f"{backend}: ingest", file=sys.stderr)
+        run = run_timed(
+            [*CLI, "ingest", "--quiet", "--no-embed", "--dump",
+             str(scale / "dump.jsonl")],
+            env,
+            pgdata,
+            data_dir.parent / f"{backend}-ingest.log",
+        )  # fmt: skip
+        result["ingest"] = {**run, "stages": _stage_seconds(run.pop("output"))}
+    else:
+        print(f"{backend}: removing the stored vectors", file=sys.stderr)
+        drop_vectors(backend, data_dir, url)
     print(f"{backend}: import vectors", file=sys.stderr)
     vectors = run_timed(
         [*CLI, "embeddings", "import", str(scale / "vectors.parquet")],
@@ -213,7 +230,26 @@ def build(
         data_dir.parent / f"{backend}-import.log",
     )
     vectors.pop("output")
-    return {"ingest": {**ingest, "stages": stages}, "import_vectors": vectors}
+    result["import_vectors"] = vectors
+    return result
+
+
+def drop_vectors(backend: str, data_dir: Path, url: str | None) -> None:
+    """Remove every stored vector and its index, keeping the segments."""
+    if backend == "postgres":
+        import psycopg
+
+        from torah_study.index.pg_schema import HNSW_INDEX
+
+        with psycopg.connect(str(url)) as connection:
+            connection.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+            connection.execute("TRUNCATE retrieval_vectors")
+        return
+    import shutil
+
+    from torah_study.index.lance import VECTORS
+
+    shutil.rmtree(data_dir / "index" / f"{VECTORS}.lance", ignore_errors=True)
 
 
 def _stage_seconds(report: str) -> dict[str, float]:
@@ -444,8 +480,9 @@ def main() -> int:
             entry: dict[str, Any] = {}
             if not args.skip_build:
                 entry["build"] = build(
-                    backend, args.scale_data, data_dir, backend_url, backend_pg
-                )
+                    backend, args.scale_data, data_dir, backend_url, backend_pg,
+                    ingest=not args.skip_ingest,
+                )  # fmt: skip
             entry["disk"] = disk(backend, data_dir, backend_url)
             print(f"{backend}: serving", file=sys.stderr)
             served = serve(
