@@ -26,10 +26,10 @@ BM25_B = 0.75
 # The rarest lexemes of a query select the rows to score while the sum of
 # their document counts stays within this; the rarest one always selects.
 # The other lexemes still add to the score of every selected row.
-SELECTING_DOCUMENTS = 50_000
+SELECTING_DOCUMENTS = 20_000
 # At most this many selected rows are scored, in no particular order (only
 # reached when the rarest lexeme alone is in more segments than this).
-MAX_SCANNED = 100_000
+MAX_SCANNED = 50_000
 # Selected rows are first scored as if each lexeme occurred once; this many
 # times k of the best are scored again with their real term frequencies.
 RESCORED_FACTOR = 2
