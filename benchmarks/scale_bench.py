@@ -60,6 +60,11 @@ def parse_args() -> argparse.Namespace:
     probe.add_argument("--data-dir", type=Path, required=True)
     probe.add_argument("--queries", type=Path, required=True)
     probe.add_argument("--repeats", type=int, default=2)
+    prepare = sub.add_parser(
+        "prepare", help="(internal) embed the questions and search exactly"
+    )
+    prepare.add_argument("--vectors", type=Path, required=True)
+    prepare.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--scale-data", type=Path)
     parser.add_argument("--work", type=Path)
     parser.add_argument(
@@ -305,6 +310,28 @@ def exact_top(
     return [list(row) for row in best_refs]
 
 
+def prepare(args: argparse.Namespace) -> int:
+    """Embed the questions read from stdin; write them with their exact top 10."""
+    from torah_study.embeddings.e5 import E5Embeddings
+
+    questions: list[str] = json.loads(sys.stdin.read())
+    query_vectors = E5Embeddings().embed_queries(questions)
+    started = time.perf_counter()
+    exact = exact_top(args.vectors, query_vectors, 10)
+    args.queries.write_text(
+        json.dumps(
+            {
+                "questions": questions,
+                "vectors": query_vectors.tolist(),
+                "exact_top10": exact,
+                "exact_seconds": round(time.perf_counter() - started, 1),
+            }
+        ),
+        encoding="utf-8",
+    )
+    return 0
+
+
 # Probe (runs in a fresh process per backend) -------------------------------
 
 
@@ -431,24 +458,29 @@ def main() -> int:
     args = parse_args()
     if args.command == "probe":
         return probe(args)
+    if args.command == "prepare":
+        return prepare(args)
     if args.scale_data is None or args.work is None:
         sys.exit("error: --scale-data and --work are required.")
     manifest = json.loads((args.scale_data / "manifest.json").read_text())
     args.work.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(REPO / "src"))
-    from torah_study.embeddings.e5 import E5Embeddings
-
     questions = load_questions(args.questions)[: args.limit]
-    query_vectors = E5Embeddings().embed_queries(questions)
     queries_file = args.work / "queries.json"
-    queries_file.write_text(
-        json.dumps({"questions": questions, "vectors": query_vectors.tolist()}),
-        encoding="utf-8",
-    )
+    # The embedding model and the scan of the vectors file run in a child
+    # process: the memory they take would otherwise stay with this process
+    # for the whole run and squeeze the builds it starts.
     print("exact search over the vectors file", file=sys.stderr)
-    started = time.perf_counter()
-    exact = exact_top(args.scale_data / "vectors.parquet", query_vectors, 10)
-    exact_seconds = time.perf_counter() - started
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "prepare",
+         "--vectors", str(args.scale_data / "vectors.parquet"),
+         "--queries", str(queries_file)],
+        input=json.dumps(questions), text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )  # fmt: skip
+    prepared = json.loads(queries_file.read_text(encoding="utf-8"))
+    exact: list[list[str]] = prepared["exact_top10"]
+    exact_seconds = float(prepared["exact_seconds"])
 
     url = args.database_url
     pgdata: Path | None = args.pgdata
