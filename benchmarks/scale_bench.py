@@ -525,9 +525,9 @@ def main() -> int:
                 len(set(a) & set(e)) / len(e) for a, e in zip(ann, exact, strict=True)
             ]
             served["dense_recall_at_10"] = round(float(np.mean(recall)), 4)
-            for entry in served.get("dense_sweep", []):
-                found = entry.pop("ann_top10")
-                entry["recall_at_10"] = round(
+            for tried in served.get("dense_sweep", []):
+                found = tried.pop("ann_top10")
+                tried["recall_at_10"] = round(
                     float(np.mean([
                         len(set(a) & set(e)) / len(e)
                         for a, e in zip(found, exact, strict=True)
