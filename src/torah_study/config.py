@@ -117,14 +117,14 @@ class Settings(BaseSettings):
         description="maintenance_work_mem of the HNSW index build, in MB.",
     )
     retrieval_nprobes: int = Field(
-        default=20,
+        default=100,
         ge=1,
         le=10_000,
         description="IVF partitions a dense query reads once LanceDB has a "
         "vector index.",
     )
     retrieval_refine_factor: int = Field(
-        default=1,
+        default=10,
         ge=1,
         le=100,
         description="LanceDB reads refine_factor × k approximate neighbours and "

@@ -131,7 +131,7 @@ def test_dense_settings_reach_the_vector_index(
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(len(records), 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store = LanceStore(tmp_path / "index", dimension=32, nprobes=1)
+    store = LanceStore(tmp_path / "index", dimension=32, nprobes=1, refine_factor=1)
     store.add_vectors(records, vectors, ["x"] * len(records), replace=False)
     store.optimize_vectors()
     assert ("vector",) in {tuple(i.columns) for i in store._vectors.list_indices()}

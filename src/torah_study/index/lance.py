@@ -42,7 +42,10 @@ VECTORS = "vectors"
 # Below this many vectors an exhaustive scan takes a few milliseconds and is
 # exact, so an approximate IVF-PQ index is only trained for larger scopes.
 VECTOR_INDEX_MIN_ROWS = 100_000
-DEFAULT_NPROBES = 20
+# Measured on 3.5 million vectors: dense recall@10 0.80 against an exact
+# scan, where LanceDB's defaults (20 partitions, no refinement) gave 0.33.
+DEFAULT_NPROBES = 100
+DEFAULT_REFINE_FACTOR = 10
 DEFAULT_KEEP_VERSIONS = timedelta(minutes=10)
 # A cleanup age no table version reaches, for an optimize() that only compacts
 # (None would mean LanceDB's default of 7 days).
@@ -108,7 +111,7 @@ class LanceStore:
         dimension: int = 384,
         keep_versions: timedelta = DEFAULT_KEEP_VERSIONS,
         nprobes: int = DEFAULT_NPROBES,
-        refine_factor: int = 1,
+        refine_factor: int = DEFAULT_REFINE_FACTOR,
     ) -> None:
         """Open or create the tables in ``path``.
 
