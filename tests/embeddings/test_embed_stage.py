@@ -275,9 +275,12 @@ def _embed_until_fourth_request(
     environment["PYTHONPATH"] = os.pathsep.join(sys.path)
     command = [sys.executable, "-m", "torah_study.cli", "--data-dir", data, "embed"]
     process = subprocess.Popen(command, env=environment, stdout=output, stderr=output)
-    deadline = time.monotonic() + 60
+    # A loaded machine can take long to start the process; the signal must
+    # not come before the fourth request, so wait for it.
+    deadline = time.monotonic() + 180
     while len(server.requests) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert len(server.requests) >= 4, "embed never sent its fourth request"
     return process
 
 
