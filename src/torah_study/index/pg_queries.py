@@ -23,15 +23,17 @@ LegTerms = tuple[Totals, Sequence[Term]]
 # Okapi BM25 parameters, the usual defaults.
 BM25_K1 = 1.2
 BM25_B = 0.75
-# The rarest lexemes of a query select the rows to score while the sum of
-# their document counts stays within this; the rarest one always selects.
-# The other lexemes still add to the score of every selected row.
+# The rarest lexemes of a query select the rows to score, as long as the
+# sum of their document counts stays within this. The rarest one always
+# selects, and the other lexemes still add to the score of selected rows.
+# TODO: chosen on the 459,158-segment export. At 3.5 million segments the
+# keyword leg took 564 ms at p50 on a loaded machine (docs/benchmarks.md).
 SELECTING_DOCUMENTS = 20_000
 # At most this many selected rows are scored, in no particular order (only
 # reached when the rarest lexeme alone is in more segments than this).
 MAX_SCANNED = 50_000
-# Selected rows are first scored as if each lexeme occurred once; this many
-# times k of the best are scored again with their real term frequencies.
+# Selected rows are first scored as if each lexeme occurred once. Then the
+# best RESCORED_FACTOR * k are scored again with their term frequencies.
 RESCORED_FACTOR = 2
 
 

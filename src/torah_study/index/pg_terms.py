@@ -3,9 +3,9 @@
 ``ts_rank`` has no inverse document frequency: a passage that contains a
 word found in a third of the library scores like one that contains a rare
 name. ``refresh`` stores each lexeme's document frequency (from ``ts_stat``)
-with the library's size and mean segment length, and ``lookup`` returns
-them for the words of a query, so that ``pg_queries.bm25_query`` can weight
-each lexeme by its BM25 IDF, as LanceDB's full-text index does.
+with the library's size and mean segment length. ``lookup`` returns them for
+the words of a query, so that ``pg_queries.bm25_query`` can weight each
+lexeme by its BM25 IDF, as LanceDB's full-text index does.
 
 The statistics are a snapshot taken by ``PostgresStore.finish``. Rows
 written later are searched, and a lexeme missing from the snapshot counts
