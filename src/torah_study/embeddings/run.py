@@ -66,9 +66,15 @@ def _terminate_as_interrupt() -> Iterator[None]:
     previous: Callable[[int, Any], Any] | int | None = signal.signal(
         signal.SIGTERM, interrupt
     )
+    # A process inherits its parent's blocked signals, and a blocked SIGTERM
+    # would wait until the run ends, so it is unblocked while the block runs.
+    blocked = signal.pthread_sigmask(
+        signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT}
+    )
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         signal.signal(signal.SIGTERM, previous)
 
 
