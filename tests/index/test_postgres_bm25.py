@@ -121,7 +121,7 @@ def test_rare_word_outweighs_common_word(postgres_services) -> None:  # type: ig
     assert "keeper" in top.en.lower()
 
 
-def test_selecting_terms_keep_the_rarest_within_budget() -> None:
+def test_selection_keeps_rarest_within_budget() -> None:
     terms = [
         pg_terms.Term("lord", 9000),
         pg_terms.Term("keeper", 40),
