@@ -544,11 +544,13 @@ def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.action == "setup-search":
         return setup_search(settings)
-    if args.action == "downgrade" and not args.revision:
+    if args.action in ("backup", "restore"):
+        return backup_or_restore(settings, args.action, args.target, args.force)
+    if args.action == "downgrade" and not args.target:
         return _fail("downgrade needs a revision, such as `base` (drops every table).")
     if args.action == "downgrade" and not args.yes:
         return _fail(
-            f"downgrade to {args.revision} deletes tables and their data; stop the "
+            f"downgrade to {args.target} deletes tables and their data; stop the "
             "service, back the database up, and add --yes to go ahead."
         )
     missing = _missing_sqlite_file(settings.database)
@@ -564,7 +566,7 @@ def cmd_db(args: argparse.Namespace) -> int:
             upgrade(engine)
             print(f"{shown} is at revision {current_revision(engine)} (newest).")
         elif args.action == "downgrade":
-            downgrade(engine, args.revision)
+            downgrade(engine, args.target)
             print(f"{shown} is at revision {current_revision(engine) or 'base'}.")
         else:
             current = current_revision(engine)
@@ -575,6 +577,41 @@ def cmd_db(args: argparse.Namespace) -> int:
         return _fail(f"database {shown}: {_first_line(error)}")
     finally:
         engine.dispose()
+    return 0
+
+
+def backup_or_restore(
+    settings: Settings, action: str, file: str | None, force: bool
+) -> int:
+    """Back up the SQLite accounts database into ``file``, or restore it."""
+    from torah_study.db import backup
+
+    if not file:
+        return _fail(f"{action} needs a file, such as `accounts-backup.db`.")
+    try:
+        database = backup.sqlite_path(settings.database)
+        if action == "backup":
+            snapshot = backup.backup(database, Path(file), overwrite=force)
+            print(
+                f"Backed up {database} to {snapshot.path} ({snapshot.size} bytes, "
+                f"revision {snapshot.revision})."
+            )
+            return 0
+        restored = backup.restore(database, Path(file), force=force)
+    except backup.BackupError as error:
+        return _fail(str(error))
+    except OSError as error:
+        return _fail(f"{action} failed: {error}")
+    if restored.previous is not None:
+        print(f"Kept the previous database as {restored.previous}.")
+    print(f"Restored {database} from {file} (revision {restored.revision}).")
+    from torah_study.db.migrate import head_revision
+
+    if restored.revision != head_revision():
+        print(
+            "The backup is from an older schema: the service upgrades it on "
+            "start, or run `torah-study db upgrade`."
+        )
     return 0
 
 
@@ -906,21 +943,39 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     database = commands.add_parser(
-        "db", help="migrate the accounts database (the service also does on start)"
+        "db",
+        help="migrate, back up or restore the accounts database (the service "
+        "also migrates on start)",
     )
     database.add_argument(
         "action",
-        choices=["upgrade", "current", "downgrade", "setup-search"],
-        help="upgrade to the newest schema, show the revision, downgrade, or "
-        "install the Hebrew text search of the PostgreSQL retrieval store",
+        choices=[
+            "upgrade",
+            "current",
+            "downgrade",
+            "backup",
+            "restore",
+            "setup-search",
+        ],
+        help="upgrade to the newest schema, show the revision, downgrade, back "
+        "up or restore a SQLite database, or install the Hebrew text search of "
+        "the PostgreSQL retrieval store",
     )
     database.add_argument(
-        "revision",
+        "target",
         nargs="?",
-        help="target of downgrade, such as base (which drops every table)",
+        metavar="REVISION_OR_FILE",
+        help="target of downgrade, such as base (which drops every table); the "
+        "backup file of backup and restore",
     )
     database.add_argument(
         "--yes", action="store_true", help="confirm a downgrade, which deletes data"
+    )
+    database.add_argument(
+        "--force",
+        action="store_true",
+        help="backup: overwrite an existing file; restore: go ahead although "
+        "the database has a write-ahead log (another program may have it open)",
     )
     database.set_defaults(handler=cmd_db)
 
