@@ -1,9 +1,11 @@
-"""Client-side rate limiting and retries for remote embedding APIs.
+"""Client-side rate limiting and retries for remote providers.
 
-The providers turn off the retries of their client libraries and call
-``call_with_retries`` instead, so that both providers wait the same way:
-exponential backoff with full jitter, at least as long as a ``Retry-After``
-header requests, and one clear error after the last attempt.
+The embedding, answer and rerank providers turn off the retries of their
+client libraries and call ``call_with_retries`` instead, so that every
+provider waits the same way: exponential backoff with full jitter, at least
+as long as a ``Retry-After`` header requests (up to a cap), and one clear
+error after the last attempt. With a circuit breaker, every attempt counts
+towards it, and an open breaker stops the attempts at once.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from torah_study.embeddings.base import EmbeddingError
+from torah_study.providers.breaker import CircuitBreaker, CircuitOpenError
+
+if TYPE_CHECKING:
+    from torah_study.config import Settings
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The longest wait honoured from a Retry-After header: a server that requests
-# more is treated as failing rather than blocking an embedding run for hours.
+# The longest wait honoured from a Retry-After header by default: a server
+# that requests more is treated as failing rather than blocking an embedding
+# run for hours.
 MAX_RETRY_AFTER_SECONDS = 300.0
 
 
@@ -34,31 +41,55 @@ class RetryPolicy:
 
     The n-th retry waits a random time between 0 and
     ``min(max_delay, base_delay * 2**n)`` seconds (full jitter), or the
-    server's ``Retry-After`` when that is longer.
+    server's ``Retry-After`` when that is longer. A ``Retry-After`` above
+    ``max_retry_after`` seconds ends the attempts at once.
     """
 
     max_attempts: int = 6
     base_delay: float = 1.0
     max_delay: float = 60.0
+    max_retry_after: float = MAX_RETRY_AFTER_SECONDS
 
     def backoff(self, retry: int, retry_after: float | None) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2**retry)
         delay = random.uniform(0.0, ceiling)
         if retry_after is not None:
-            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+            delay = max(delay, min(retry_after, self.max_retry_after))
         return delay
 
 
 DEFAULT_RETRY = RetryPolicy()
 
 
+# Retries of requests made while a learner waits for an answer: at most
+# three attempts, up to 0.5 s and 1 s apart, and a Retry-After of at most 10 s.
+QUESTION_RETRY = RetryPolicy(
+    max_attempts=3, base_delay=0.5, max_delay=4.0, max_retry_after=10.0
+)
+
+
+def question_retry(settings: Settings) -> RetryPolicy:
+    """Return QUESTION_RETRY with the attempts and Retry-After cap of ``settings``."""
+    return replace(
+        QUESTION_RETRY,
+        max_attempts=settings.provider_max_attempts,
+        max_retry_after=settings.provider_max_retry_after_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class Failure:
-    """A provider's verdict on an error: retryable or not, and the server's wait."""
+    """A provider's verdict on an error: retryable or not, and the server's wait.
+
+    ``rejected`` marks a request that the provider answered and refused (a 4xx
+    status other than 408, 409 and 429): that is no sign of an outage, so it
+    does not count towards the circuit breaker.
+    """
 
     retryable: bool
     retry_after: float | None
     description: str
+    rejected: bool = False
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -84,23 +115,41 @@ def call_with_retries(
     *,
     operation: str,
     sleep: Callable[[float], None] = time.sleep,
+    breaker: CircuitBreaker | None = None,
+    error_type: Callable[[str], Exception] = EmbeddingError,
 ) -> T:
     """Run ``request``, retrying the errors that ``classify`` marks retryable.
 
     ``classify`` returns None for an exception it does not know, which is
-    re-raised unchanged. Raises EmbeddingError naming ``operation`` and the last
-    error when the attempts run out or the error is not retryable.
+    re-raised unchanged. Raises ``error_type`` naming ``operation`` and the
+    last error when the attempts run out, the error is not retryable, the
+    server asks to wait longer than ``policy.max_retry_after`` or ``breaker``
+    is open. In the last case the CircuitOpenError is the ``__cause__``.
     """
     for attempt in range(1, policy.max_attempts + 1):
+        if breaker is not None:
+            try:
+                breaker.before_call()
+            except CircuitOpenError as error:
+                raise error_type(f"{operation} was not sent: {error}") from error
         try:
-            return request()
+            result = request()
         except Exception as error:
             failure = classify(error)
             if failure is None:
                 raise
+            if breaker is not None and not failure.rejected:
+                breaker.record_failure()
+            tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+            wait = failure.retry_after
+            if wait is not None and wait > policy.max_retry_after:
+                raise error_type(
+                    f"{operation} failed after {tries}: {failure.description} "
+                    f"(the server asked to wait {wait:.0f} s, more than the "
+                    f"{policy.max_retry_after:.0f} s allowed)"
+                ) from error
             if not failure.retryable or attempt == policy.max_attempts:
-                tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
-                raise EmbeddingError(
+                raise error_type(
                     f"{operation} failed after {tries}: {failure.description}"
                 ) from error
             delay = policy.backoff(attempt - 1, failure.retry_after)
@@ -113,6 +162,10 @@ def call_with_retries(
                 failure.description,
             )
             sleep(delay)
+            continue
+        if breaker is not None:
+            breaker.record_success()
+        return result
     raise AssertionError("unreachable: the loop returns or raises")
 
 

@@ -1,0 +1,1 @@
+"""Shared fault handling for remote providers: circuit breakers."""
