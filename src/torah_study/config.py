@@ -200,6 +200,47 @@ class Settings(BaseSettings):
     cohere_api_key: SecretStr | None = None
     cohere_base_url: str | None = None
 
+    # Faults of remote providers while a question is answered.
+    provider_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description=(
+            "Attempts per request to a remote answer model (before its first "
+            "token), query embedding or Cohere rerank."
+        ),
+    )
+    provider_max_retry_after_seconds: float = Field(
+        default=10.0,
+        ge=0.0,
+        description=(
+            "Longest Retry-After, in seconds, waited for during a question; a "
+            "server that asks for more fails the request at once."
+        ),
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description=(
+            "Consecutive failed requests to one remote provider that open its "
+            "circuit breaker, which then fails calls at once."
+        ),
+    )
+    breaker_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Failures further apart than this many seconds start a new count.",
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds an open breaker fails calls at once before it lets one "
+            "trial request through."
+        ),
+    )
+
     # Service.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -37,11 +37,13 @@ from torah_study.db.engine import (
 from torah_study.db.migrate import upgrade
 from torah_study.embeddings import build_embeddings
 from torah_study.embeddings.base import Embeddings
+from torah_study.embeddings.retry import question_retry
 from torah_study.index.base import SegmentStore
 from torah_study.index.factory import open_store
 from torah_study.library.catalog import OUTSIDE_TITLES_FILE, Catalog
 from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import LinkIndex
+from torah_study.providers.breaker import build_breaker
 from torah_study.retrieval.rerank import CohereReranker, OfflineReranker, Reranker
 from torah_study.retrieval.retriever import RetrievalSettings, Retriever
 
@@ -86,6 +88,8 @@ def build_reranker(settings: Settings, embeddings: Embeddings) -> Reranker:
             settings.cohere_api_key.get_secret_value(),
             settings.rerank_model,
             settings.cohere_base_url,
+            retry=question_retry(settings),
+            breaker=build_breaker("Cohere rerank", settings),
         )
     return OfflineReranker(embeddings)
 
@@ -102,7 +106,7 @@ def build_services(
         raise NotIngestedError(
             f"No library in {settings.data_dir}: run `torah-study ingest` first."
         )
-    embeddings = build_embeddings(settings)
+    embeddings = build_embeddings(settings, serving=True)
     reranker = build_reranker(settings, embeddings)
     if model == "settings":
         try:

@@ -148,12 +148,13 @@ def test_uncited_answer_falls_back_to_sources(services) -> None:  # type: ignore
     assert "Leviticus 19:18" in _text(events)
 
 
-def test_provider_error_falls_back(services) -> None:  # type: ignore[no-untyped-def]
+def test_provider_error_before_text_ends_with_error(services) -> None:  # type: ignore[no-untyped-def]
     model = ScriptedModel(["Partial answer", " that never ends"], fail_after=1)
     events = _run(services, model)
-    assert _report(events)["fallback"]
-    assert events[-1].kind == "done"
-    assert "Leviticus 19:18" in _text(events)
+    kinds = [e.kind for e in events]
+    assert kinds == ["sources", "error"]
+    assert events[-1].code == "answer_failed"  # type: ignore[union-attr]
+    assert "connection reset" in events[-1].message  # type: ignore[union-attr]
 
 
 def test_practical_question_points_to_rabbi(services) -> None:  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ from torah_study.answer.verify import VerificationReport, Verifier, split_senten
 from torah_study.index.base import Filters
 from torah_study.library.catalog import Catalog
 from torah_study.library.hebrew import normalize
+from torah_study.providers.breaker import CircuitOpenError
 from torah_study.retrieval.retriever import Passage, Retrieval, Retriever
 
 logger = logging.getLogger(__name__)
@@ -243,6 +244,14 @@ class AnswerPipeline:
             logger.error("Answer for %r broke off: %s", question, error)
             yield ErrorEvent(str(error), "answer_interrupted")
             return
+        except ProviderError as error:
+            logger.error("Answer model failed for %r: %s", question, error)
+            unavailable = isinstance(error.__cause__, CircuitOpenError)
+            yield ErrorEvent(
+                f"The answer model failed: {error}",
+                "answer_model_unavailable" if unavailable else "answer_failed",
+            )
+            return
         except Exception as error:
             logger.exception("Answering failed for %r", question)
             yield ErrorEvent(f"Answering failed: {error}", "answer_failed")
@@ -306,19 +315,12 @@ class AnswerPipeline:
         verifier.practical = practical
         verifier.exempt = [normalize(t) for t in (*RABBI.values(), *ABSTAIN.values())]
         _check_cancel(cancel)
-        try:
-            pieces = self.model.stream(messages, max_tokens=self.max_tokens)
-            kept, first, usage = yield from self._emit_verified(
-                pieces, verifier, cancel
-            )
-        except AnswerBrokenOff:
-            raise
-        except ProviderError as error:
-            logger.error("Answer model %s failed: %s", self.model.name, error)
-            verifier.report.fallback = True
-            text = sources_only_answer(passages, language, practical, False)
-            started = yield from _emit_lines(text)
-            return text, verifier.report, "sources-only", started, None
+        # A ProviderError before any text ends the answer with an error event
+        # rather than a sources-only answer, so the stored message shows that
+        # the model failed and the learner can ask again. The sources event
+        # already carried the passages.
+        pieces = self.model.stream(messages, max_tokens=self.max_tokens)
+        kept, first, usage = yield from self._emit_verified(pieces, verifier, cancel)
         if practical and RABBI[language] not in kept:
             tail = "\n\n" + RABBI[language]
             yield TokenEvent(tail)

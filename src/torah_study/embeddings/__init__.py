@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from torah_study.config import Settings
 from torah_study.embeddings.base import EmbeddingError, Embeddings
-from torah_study.embeddings.retry import RateLimiter, RetryPolicy
+from torah_study.embeddings.retry import RateLimiter, RetryPolicy, question_retry
+from torah_study.providers.breaker import build_breaker
 
 
-def build_embeddings(settings: Settings) -> Embeddings:
-    """Return the provider named by ``settings.embedding_provider``."""
+def build_embeddings(settings: Settings, *, serving: bool = False) -> Embeddings:
+    """Return the provider named by ``settings.embedding_provider``.
+
+    With ``serving`` a remote provider embeds questions while a learner
+    waits: it retries as ``question_retry`` says and has a circuit breaker.
+    Otherwise it retries as long as an embedding run can afford.
+    """
     if settings.embedding_provider == "e5":
         from torah_study.embeddings.e5 import E5Embeddings
 
         return E5Embeddings()
     retry = RetryPolicy(max_attempts=settings.embedding_max_attempts)
+    breaker = None
+    if serving:
+        retry = question_retry(settings)
+        breaker = build_breaker(
+            f"The {settings.embedding_provider} embedding API", settings
+        )
     limiter = RateLimiter(
         settings.embedding_requests_per_minute, settings.embedding_tokens_per_minute
     )
@@ -30,6 +42,7 @@ def build_embeddings(settings: Settings) -> Embeddings:
             retry=retry,
             limiter=limiter,
             timeout_seconds=settings.embedding_timeout_seconds,
+            breaker=breaker,
         )
     from torah_study.embeddings.openai_compat import OpenAICompatibleEmbeddings
 
@@ -48,6 +61,7 @@ def build_embeddings(settings: Settings) -> Embeddings:
         retry=retry,
         limiter=limiter,
         timeout_seconds=settings.embedding_timeout_seconds,
+        breaker=breaker,
     )
 
 

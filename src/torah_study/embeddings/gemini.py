@@ -6,23 +6,18 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from google.genai import errors, types
+from google.genai import types
 
-from torah_study.answer.llm.gemini import (
-    GEMINI_ERRORS,
-    describe_gemini_error,
-    make_gemini_client,
-)
+from torah_study.answer.llm.gemini import classify_gemini_error, make_gemini_client
 from torah_study.embeddings.base import EmbeddingError, Vectors, normalize_rows
 from torah_study.embeddings.retry import (
     DEFAULT_RETRY,
-    Failure,
     RateLimiter,
     RetryPolicy,
     call_with_retries,
     estimate_tokens,
-    parse_retry_after,
 )
+from torah_study.providers.breaker import CircuitBreaker
 
 DEFAULT_GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
 DEFAULT_GEMINI_DIMENSION = 768
@@ -51,12 +46,14 @@ class GeminiEmbeddings:
         limiter: RateLimiter | None = None,
         timeout_seconds: float = 120.0,
         sleep: Callable[[float], None] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         """Create the client. No request is sent before the first embed call.
 
         Retries follow ``retry`` (the client's own retries are off), and
         ``limiter`` paces the requests. ``sleep`` replaces ``time.sleep``
-        between retries, for tests.
+        between retries, for tests. ``breaker`` fails requests at once while
+        the provider is down.
         """
         if not api_key:
             raise EmbeddingError(
@@ -73,6 +70,7 @@ class GeminiEmbeddings:
         self._retry = retry
         self._limiter = limiter
         self._sleep = sleep or time.sleep
+        self._breaker = breaker
         self._client = make_gemini_client(
             api_key, base_url=base_url, max_attempts=1, timeout_seconds=timeout_seconds
         )
@@ -109,6 +107,7 @@ class GeminiEmbeddings:
             operation=f"Gemini embedding model {self._model} on a batch of "
             f"{len(batch)} texts",
             sleep=self._sleep,
+            breaker=self._breaker,
         )
         embeddings = response.embeddings or []
         if len(embeddings) != len(batch):
@@ -126,18 +125,3 @@ class GeminiEmbeddings:
                 )
             rows.append(values)
         return rows
-
-
-def classify_gemini_error(error: Exception) -> Failure | None:
-    """Retry transport errors and timeouts, 408, 429 and 5xx; nothing else."""
-    if not isinstance(error, GEMINI_ERRORS):
-        return None
-    description = describe_gemini_error(error)
-    if isinstance(error, errors.APIError):
-        retryable = error.code in (408, 429) or error.code >= 500
-        headers = getattr(error.response, "headers", None) or {}
-        retry_after = parse_retry_after(headers.get("retry-after"))
-        return Failure(retryable, retry_after, description)
-    if isinstance(error, errors.UnknownApiResponseError):
-        return Failure(False, None, description)
-    return Failure(True, None, description)

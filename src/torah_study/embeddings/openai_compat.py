@@ -13,19 +13,18 @@ import numpy as np
 import openai
 
 from torah_study.answer.llm.openai_compat import (
-    describe_openai_error,
+    classify_openai_error,
     make_openai_client,
 )
 from torah_study.embeddings.base import EmbeddingError, Vectors, normalize_rows
 from torah_study.embeddings.retry import (
     DEFAULT_RETRY,
-    Failure,
     RateLimiter,
     RetryPolicy,
     call_with_retries,
     estimate_tokens,
-    parse_retry_after,
 )
+from torah_study.providers.breaker import CircuitBreaker
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -53,6 +52,7 @@ class OpenAICompatibleEmbeddings:
         limiter: RateLimiter | None = None,
         timeout_seconds: float = 120.0,
         sleep: Callable[[float], None] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         """Create the client. No request is sent before the first embed call.
 
@@ -61,7 +61,8 @@ class OpenAICompatibleEmbeddings:
         models use to shorten vectors, but many other servers reject it.
         Retries follow ``retry`` (the client's own retries are off), and
         ``limiter`` paces the requests. ``sleep`` replaces ``time.sleep``
-        between retries, for tests.
+        between retries, for tests. ``breaker`` fails requests at once while
+        the provider is down.
         """
         if not base_url:
             raise EmbeddingError(
@@ -87,6 +88,7 @@ class OpenAICompatibleEmbeddings:
         self._retry = retry
         self._limiter = limiter
         self._sleep = sleep or time.sleep
+        self._breaker = breaker
         self._client = make_openai_client(
             base_url, api_key, max_retries=0, timeout_seconds=timeout_seconds
         )
@@ -147,22 +149,3 @@ class OpenAICompatibleEmbeddings:
                 model=self._model, input=batch, dimensions=self.dimension
             )
         return self._client.embeddings.create(model=self._model, input=batch)
-
-
-def classify_openai_error(error: Exception) -> Failure | None:
-    """Retry timeouts, lost connections, 408, 409, 429 and 5xx; nothing else.
-
-    These are the statuses openai-python 1.x retries itself (``_should_retry``).
-    """
-    if not isinstance(error, openai.OpenAIError):
-        return None
-    description = describe_openai_error(error)
-    if isinstance(error, openai.APIConnectionError):
-        # APITimeoutError is a subclass of APIConnectionError.
-        return Failure(True, None, description)
-    if isinstance(error, openai.APIStatusError):
-        status = error.status_code
-        retryable = status in (408, 409, 429) or status >= 500
-        retry_after = parse_retry_after(error.response.headers.get("retry-after"))
-        return Failure(retryable, retry_after, description)
-    return Failure(False, None, description)

@@ -14,7 +14,8 @@ remote option.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
@@ -23,9 +24,17 @@ import numpy as np
 import numpy.typing as npt
 
 from torah_study.embeddings.base import Embeddings
+from torah_study.embeddings.retry import (
+    QUESTION_RETRY,
+    Failure,
+    RetryPolicy,
+    call_with_retries,
+    parse_retry_after,
+)
 from torah_study.index.base import SegmentRecord
 from torah_study.library.categories import category_key, names_any
 from torah_study.library.hebrew import normalize, prefix_variants, strip_marks
+from torah_study.providers.breaker import CircuitBreaker
 from torah_study.retrieval.hybrid import Candidate
 from torah_study.retrieval.query import STOP_WORDS, QueryAnalysis
 
@@ -69,6 +78,10 @@ def passage_text(record: SegmentRecord) -> str:
         # costs embedding time in proportion without moving the vector much.
         body = body[:EMBED_CHARS].rsplit(" ", 1)[0]
     return f"{record.ref}\n{body}"
+
+
+class RerankError(RuntimeError):
+    """Raised when a remote reranker fails, is not called or answers badly."""
 
 
 @dataclass
@@ -290,18 +303,68 @@ class OfflineReranker:
 
 
 COHERE_MAX_DOCUMENTS = 100
+# Characters of an error body kept in a message.
+ERROR_BODY_CHARS = 200
+
+
+def classify_cohere_error(error: Exception) -> Failure | None:
+    """Retry lost connections, timeouts, 408, 409, 429 and 5xx; nothing else.
+
+    The statuses are those cohere 7.x retries itself (``_should_retry``). The
+    client turns a 200 whose body is not JSON into an ApiError with status 200,
+    which is not retried.
+    """
+    import httpx
+    from cohere.core.api_error import ApiError
+
+    if isinstance(error, ApiError):
+        status = error.status_code or 0
+        body = str(error.body)[:ERROR_BODY_CHARS]
+        if status < 400:
+            return Failure(False, None, f"invalid response (HTTP {status}): {body}")
+        retryable = status in (408, 409, 429) or status >= 500
+        headers = {k.lower(): v for k, v in (error.headers or {}).items()}
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        description = f"HTTP {status}: {body}"
+        return Failure(retryable, retry_after, description, rejected=not retryable)
+    if isinstance(error, httpx.TransportError):
+        return Failure(True, None, f"{type(error).__name__}: {error}")
+    return None
 
 
 class CohereReranker:
-    """Cohere's rerank endpoint through the official client."""
+    """Cohere's rerank endpoint through the official client.
+
+    Retries follow ``retry`` (the client's own retries are off), and
+    ``breaker`` fails calls at once while the API is down. Every failure
+    raises RerankError.
+    """
 
     name = "cohere"
 
-    def __init__(self, api_key: str, model: str, base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        model: str,
+        base_url: str | None = None,
+        *,
+        retry: RetryPolicy = QUESTION_RETRY,
+        breaker: CircuitBreaker | None = None,
+        timeout_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         import cohere
 
-        self._client = cohere.ClientV2(api_key=api_key, base_url=base_url)
+        self._client = cohere.ClientV2(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout_seconds,
+            max_retries=0,
+        )
         self._model = model
+        self._retry = retry
+        self._breaker = breaker
+        self._sleep = sleep
 
     def rerank(
         self,
@@ -329,18 +392,42 @@ class CohereReranker:
         if not candidates:
             return []
         documents = [f"{r.ref}\n{r.he}\n{r.en}" for _, r in candidates]
-        response = self._client.rerank(
-            model=self._model, query=analysis.text, documents=documents
+        response = call_with_retries(
+            lambda: self._client.rerank(
+                model=self._model, query=analysis.text, documents=documents
+            ),
+            classify_cohere_error,
+            self._retry,
+            operation=f"Cohere rerank with {self._model} of {len(documents)} passages",
+            sleep=self._sleep,
+            breaker=self._breaker,
+            error_type=RerankError,
         )
-        scored = [
-            Scored(
-                candidates[result.index][0],
-                candidates[result.index][1],
-                float(result.relevance_score),
-                coverage=term_coverage(
-                    analysis.terms, passage_words(candidates[result.index][1])
-                ),
-            )
-            for result in response.results
-        ]
+        scored = []
+        for index, score in _results(response, len(candidates)):
+            candidate, record = candidates[index]
+            coverage = term_coverage(analysis.terms, passage_words(record))
+            scored.append(Scored(candidate, record, score, coverage=coverage))
         return sorted(scored, key=lambda s: s.score, reverse=True)
+
+
+def _results(response: object, count: int) -> list[tuple[int, float]]:
+    """Return the (index, score) pairs of a rerank response.
+
+    The client builds the response without validating it, so a body of
+    another shape arrives as missing or wrong attributes. Raises RerankError
+    for those and for indexes outside the ``count`` documents sent.
+    """
+    results = getattr(response, "results", None)
+    if not isinstance(results, list):
+        raise RerankError(f"Cohere rerank returned no result list: {response!r:.200}")
+    pairs = []
+    for result in results:
+        index = getattr(result, "index", None)
+        score = getattr(result, "relevance_score", None)
+        if not isinstance(index, int) or not 0 <= index < count:
+            raise RerankError(f"Cohere rerank returned an invalid index {index!r}.")
+        if not isinstance(score, (int, float)):
+            raise RerankError(f"Cohere rerank returned an invalid score {score!r}.")
+        pairs.append((index, float(score)))
+    return pairs

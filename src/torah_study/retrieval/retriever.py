@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from torah_study.embeddings.base import Embeddings
+from torah_study.embeddings.base import EmbeddingError, Embeddings
 from torah_study.index.base import (
     DenseLeg,
     Filters,
@@ -41,7 +41,7 @@ from torah_study.retrieval.query import (
     content_terms,
     keyword_query,
 )
-from torah_study.retrieval.rerank import Reranker
+from torah_study.retrieval.rerank import OfflineReranker, Reranker, RerankError
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,9 @@ class Retrieval:
     ranking: list[str] = field(default_factory=list)
     # Whether a reformulated second search was made.
     retried: bool = False
+    # Stages skipped or replaced because a remote provider failed, each with
+    # the error ("rerank: …", "dense: …"); empty when every stage ran.
+    degraded: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -215,6 +218,7 @@ class Retriever:
         chosen = second if second.mode == "search" else first
         chosen.timings = timings
         chosen.retried = True
+        chosen.degraded = list(dict.fromkeys([*first.degraded, *second.degraded]))
         if chosen is first:
             chosen.message = f"{first.message}; a reformulated search found no more"
         return chosen
@@ -247,12 +251,19 @@ class Retriever:
         timings: dict[str, float] = {}
         keyword_k, dense_k = settings.keyword_k * widen, settings.dense_k * widen
 
+        degraded: list[str] = []
         started = time.perf_counter()
         query_vector = None
         if self.embeddings is not None:
-            query_vector = self.embeddings.embed_queries(
-                [analysis.dense_text or analysis.text]
-            )[0]
+            try:
+                query_vector = self.embeddings.embed_queries(
+                    [analysis.dense_text or analysis.text]
+                )[0]
+            except EmbeddingError as error:
+                # Keyword search still finds passages, so the question is
+                # answered without the dense legs rather than failed.
+                logger.warning("Searching by keywords only: %s", error)
+                degraded.append(f"dense: {error}")
         timings["dense"] = time.perf_counter() - started
 
         legs = self._legs(analysis, filters, query_vector, keyword_k, dense_k)
@@ -269,7 +280,15 @@ class Retriever:
             if query_vector is not None
             else {}
         )
-        scored = self.reranker.rerank(analysis, query_vector, pairs, vectors)
+        try:
+            scored = self.reranker.rerank(analysis, query_vector, pairs, vectors)
+        except RerankError as error:
+            # The offline scorer needs no remote call, and the gate threshold
+            # is calibrated on its scores, so it replaces the failed reranker.
+            logger.warning("Reranking with the offline scorer instead: %s", error)
+            degraded.append(f"rerank: {error}")
+            fallback = OfflineReranker(self.embeddings)
+            scored = fallback.rerank(analysis, query_vector, pairs, vectors)
         timings["rerank"] = time.perf_counter() - started
 
         # A retry has more ways to match, so its passages must clear a higher bar.
@@ -298,6 +317,7 @@ class Retriever:
                 best_score=decision.best_score,
                 timings=timings,
                 ranking=ranking,
+                degraded=degraded,
             )
         return Retrieval(
             analysis,
@@ -306,6 +326,7 @@ class Retriever:
             best_score=decision.best_score,
             timings=timings,
             ranking=ranking,
+            degraded=degraded,
         )
 
     def _legs(

@@ -10,6 +10,7 @@ from fake_chat_api import FakeChatServer, text_of, text_pieces
 from torah_study.answer.llm import ChatMessage, ProviderError
 from torah_study.answer.llm.base import Usage
 from torah_study.answer.llm.gemini import GeminiModel
+from torah_study.embeddings.retry import RetryPolicy
 
 API_KEY = "test-key-123"
 
@@ -21,8 +22,9 @@ MESSAGES = [
 ]
 
 
-def make_model(server_url: str, **kwargs: object) -> GeminiModel:
-    return GeminiModel(API_KEY, base_url=server_url, **kwargs)  # type: ignore[arg-type]
+def make_model(server_url: str, attempts: int = 3, **kwargs: object) -> GeminiModel:
+    retry = RetryPolicy(max_attempts=attempts, base_delay=0.01)
+    return GeminiModel(API_KEY, base_url=server_url, retry=retry, **kwargs)  # type: ignore[arg-type]
 
 
 def test_stream_joins_pieces(gemini_server: FakeChatServer) -> None:
@@ -92,7 +94,7 @@ def test_first_piece_arrives_before_end(gemini_server: FakeChatServer) -> None:
 
 def test_server_error_raises_provider_error(gemini_server: FakeChatServer) -> None:
     gemini_server.script.failures = [500]
-    model = make_model(gemini_server.base_url, max_attempts=1)
+    model = make_model(gemini_server.base_url, attempts=1)
 
     with pytest.raises(ProviderError, match="500") as caught:
         list(model.stream(MESSAGES, max_tokens=8))
@@ -103,7 +105,7 @@ def test_server_error_raises_provider_error(gemini_server: FakeChatServer) -> No
 
 def test_unauthorized_is_not_retried(gemini_server: FakeChatServer) -> None:
     gemini_server.script.failures = [401]
-    model = make_model(gemini_server.base_url, max_attempts=3)
+    model = make_model(gemini_server.base_url, attempts=3)
 
     with pytest.raises(ProviderError, match="401"):
         list(model.stream(MESSAGES, max_tokens=8))
@@ -113,7 +115,7 @@ def test_unauthorized_is_not_retried(gemini_server: FakeChatServer) -> None:
 
 def test_unavailable_is_retried(gemini_server: FakeChatServer) -> None:
     gemini_server.script.failures = [503]
-    model = make_model(gemini_server.base_url, max_attempts=2)
+    model = make_model(gemini_server.base_url, attempts=2)
 
     text = text_of(model.stream(MESSAGES, max_tokens=8))
 
@@ -131,7 +133,7 @@ def test_no_text_raises_with_reason(gemini_server: FakeChatServer) -> None:
 
 
 def test_connection_refused_raises(closed_port_url: str) -> None:
-    model = make_model(closed_port_url, max_attempts=1, timeout_seconds=5)
+    model = make_model(closed_port_url, attempts=1, timeout_seconds=5)
 
     with pytest.raises(ProviderError, match="failed"):
         list(model.stream(MESSAGES, max_tokens=8))

@@ -13,6 +13,7 @@ from torah_study.answer.llm.openai_compat import (
     PLACEHOLDER_API_KEY,
     OpenAICompatibleModel,
 )
+from torah_study.embeddings.retry import RetryPolicy
 
 MESSAGES = [
     ChatMessage(role="system", content="Answer from the sources."),
@@ -22,9 +23,12 @@ MESSAGES = [
 ]
 
 
-def make_model(server: FakeChatServer | str, **kwargs: object) -> OpenAICompatibleModel:
+def make_model(
+    server: FakeChatServer | str, attempts: int = 3, **kwargs: object
+) -> OpenAICompatibleModel:
     url = server if isinstance(server, str) else server.base_url
-    return OpenAICompatibleModel(f"{url}/v1", "local-model", **kwargs)  # type: ignore[arg-type]
+    retry = RetryPolicy(max_attempts=attempts, base_delay=0.01)
+    return OpenAICompatibleModel(f"{url}/v1", "local-model", retry=retry, **kwargs)  # type: ignore[arg-type]
 
 
 def test_stream_joins_pieces(openai_server: FakeChatServer) -> None:
@@ -85,7 +89,7 @@ def test_first_piece_arrives_before_end(openai_server: FakeChatServer) -> None:
 
 def test_server_error_raises_provider_error(openai_server: FakeChatServer) -> None:
     openai_server.script.failures = [500]
-    model = make_model(openai_server, max_retries=0, api_key="sk-secret")
+    model = make_model(openai_server, attempts=1, api_key="sk-secret")
 
     with pytest.raises(ProviderError, match="HTTP 500") as caught:
         list(model.stream(MESSAGES, max_tokens=8))
@@ -96,7 +100,7 @@ def test_server_error_raises_provider_error(openai_server: FakeChatServer) -> No
 
 def test_unauthorized_is_not_retried(openai_server: FakeChatServer) -> None:
     openai_server.script.failures = [401]
-    model = make_model(openai_server, max_retries=2)
+    model = make_model(openai_server, attempts=3)
 
     with pytest.raises(ProviderError, match="HTTP 401"):
         list(model.stream(MESSAGES, max_tokens=8))
@@ -106,7 +110,7 @@ def test_unauthorized_is_not_retried(openai_server: FakeChatServer) -> None:
 
 def test_unavailable_is_retried(openai_server: FakeChatServer) -> None:
     openai_server.script.failures = [503]
-    model = make_model(openai_server, max_retries=1)
+    model = make_model(openai_server, attempts=2)
 
     text = text_of(model.stream(MESSAGES, max_tokens=8))
 
@@ -115,7 +119,7 @@ def test_unavailable_is_retried(openai_server: FakeChatServer) -> None:
 
 
 def test_connection_refused_raises(closed_port_url: str) -> None:
-    model = make_model(closed_port_url, max_retries=0, timeout_seconds=5)
+    model = make_model(closed_port_url, attempts=1, timeout_seconds=5)
 
     with pytest.raises(ProviderError, match="APIConnectionError"):
         list(model.stream(MESSAGES, max_tokens=8))

@@ -11,6 +11,8 @@ import logging
 from torah_study.answer.llm.base import AnswerModel, ChatMessage, ProviderError
 from torah_study.answer.llm.weights import DEFAULT_MODEL, model_path
 from torah_study.config import Settings
+from torah_study.embeddings.retry import question_retry
+from torah_study.providers.breaker import build_breaker
 
 __all__ = ["AnswerModel", "ChatMessage", "ProviderError", "build_answer_model"]
 
@@ -63,6 +65,8 @@ def _build_gemini(settings: Settings) -> AnswerModel:
         settings.gemini_api_key.get_secret_value(),
         model=settings.llm_model or DEFAULT_GEMINI_MODEL,
         base_url=settings.gemini_base_url,
+        retry=question_retry(settings),
+        breaker=build_breaker("The Gemini answer model", settings),
     )
 
 
@@ -79,4 +83,6 @@ def _build_openai(settings: Settings) -> AnswerModel:
         settings.openai_base_url,
         settings.llm_model,
         api_key.get_secret_value() if api_key is not None else None,
+        retry=question_retry(settings),
+        breaker=build_breaker("The OpenAI-compatible answer model", settings),
     )

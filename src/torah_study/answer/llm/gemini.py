@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import httpx
 from google import genai
 from google.genai import errors, types
 
 from torah_study.answer.llm.base import ChatMessage, ProviderError, Usage
+from torah_study.answer.llm.streaming import retrying_stream
+from torah_study.embeddings.retry import (
+    QUESTION_RETRY,
+    Failure,
+    RetryPolicy,
+    parse_retry_after,
+)
+from torah_study.providers.breaker import CircuitBreaker
 
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
 
 # Status codes that the client retries, with exponential backoff starting at 1 s.
+# google-genai 3.6 does not read Retry-After, so the providers of this package
+# pass max_attempts=1 and retry with call_with_retries instead.
 _RETRY_STATUS_CODES = [408, 429, 500, 502, 503, 504]
 
 
@@ -70,6 +81,27 @@ GEMINI_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def classify_gemini_error(error: Exception) -> Failure | None:
+    """Retry transport errors and timeouts, 408, 429 and 5xx; nothing else.
+
+    A response that cannot be parsed (invalid JSON, or JSON of another shape,
+    which pydantic rejects with a ValueError) is not retried.
+    """
+    if isinstance(error, ValueError):
+        return Failure(False, None, f"invalid response: {error}")
+    if not isinstance(error, GEMINI_ERRORS):
+        return None
+    description = describe_gemini_error(error)
+    if isinstance(error, errors.APIError):
+        retryable = error.code in (408, 429) or error.code >= 500
+        headers = getattr(error.response, "headers", None) or {}
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return Failure(retryable, retry_after, description, rejected=not retryable)
+    if isinstance(error, errors.UnknownApiResponseError):
+        return Failure(False, None, description)
+    return Failure(True, None, description)
+
+
 class GeminiModel:
     """Streams answers from a Gemini model at temperature 0."""
 
@@ -80,8 +112,10 @@ class GeminiModel:
         model: str = DEFAULT_GEMINI_MODEL,
         base_url: str | None = None,
         thinking_budget: int | None = 0,
-        max_attempts: int = 3,
+        retry: RetryPolicy = QUESTION_RETRY,
+        breaker: CircuitBreaker | None = None,
         timeout_seconds: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Create the client. No request is sent before the first ``stream`` call.
 
@@ -89,6 +123,10 @@ class GeminiModel:
         budget of 0 turns thinking off (Gemini API thinking guide), which keeps the
         whole token budget for the answer. Gemini 2.5 Pro cannot turn thinking off
         and rejects 0, so pass None there to use the model's default budget.
+
+        Retries follow ``retry`` (the client's own retries are off) until the
+        first text piece, ``breaker`` fails calls fast while the API is down,
+        and ``sleep`` replaces ``time.sleep`` between retries, for tests.
         """
         if not api_key:
             raise ProviderError(
@@ -97,11 +135,11 @@ class GeminiModel:
         self.name = f"gemini:{model}"
         self._model = model
         self._thinking_budget = thinking_budget
+        self._retry = retry
+        self._breaker = breaker
+        self._sleep = sleep
         self._client = make_gemini_client(
-            api_key,
-            base_url=base_url,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout_seconds,
+            api_key, base_url=base_url, max_attempts=1, timeout_seconds=timeout_seconds
         )
 
     def stream(
@@ -109,6 +147,18 @@ class GeminiModel:
     ) -> Iterator[str | Usage]:
         """Yield answer text as the API streams it, or raise ProviderError."""
         system, contents = _to_gemini_contents(messages)
+        return retrying_stream(
+            lambda: self._pieces(system, contents, max_tokens),
+            classify_gemini_error,
+            self._retry,
+            operation=f"Gemini model {self._model}",
+            breaker=self._breaker,
+            sleep=self._sleep,
+        )
+
+    def _pieces(
+        self, system: str | None, contents: list[types.Content], max_tokens: int
+    ) -> Iterator[str | Usage]:
         config = types.GenerateContentConfig(
             system_instruction=system,
             temperature=0,
@@ -121,18 +171,13 @@ class GeminiModel:
         )
         produced_text = False
         last_chunk: types.GenerateContentResponse | None = None
-        try:
-            for chunk in self._client.models.generate_content_stream(
-                model=self._model, contents=contents, config=config
-            ):
-                last_chunk = chunk
-                for text in _answer_texts(chunk):
-                    produced_text = True
-                    yield text
-        except GEMINI_ERRORS as error:
-            raise ProviderError(
-                f"Gemini model {self._model} failed: {describe_gemini_error(error)}"
-            ) from error
+        for chunk in self._client.models.generate_content_stream(
+            model=self._model, contents=contents, config=config
+        ):
+            last_chunk = chunk
+            for text in _answer_texts(chunk):
+                produced_text = True
+                yield text
         if not produced_text:
             raise ProviderError(
                 f"Gemini model {self._model} returned no text "
