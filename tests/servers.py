@@ -95,6 +95,7 @@ def accounts_settings(library: Settings, database: str, **changes: Any) -> Setti
         "jwt_secret": TEST_SECRET,
         "keepalive_seconds": 0.2,
         "register_limit_per_address": 1000,
+        "questions_per_minute": 1000,
     }
     values.update(changes)
     for name in ("jwt_secret", "smtp_password"):

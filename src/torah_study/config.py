@@ -7,6 +7,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -252,6 +253,21 @@ class Settings(BaseSettings):
         default="development",
         description="In production the service refuses to start without a JWT secret.",
     )
+    behind_https: bool = Field(
+        default=False,
+        description=(
+            "Browsers reach the service only over HTTPS (directly or through a "
+            "proxy), so responses carry Strict-Transport-Security."
+        ),
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Other web origins (scheme://host[:port]) whose pages may call the "
+            'API, as a JSON list such as ["https://study.example.org"]; empty '
+            "allows no cross-origin calls, which the built-in web app does not need."
+        ),
+    )
 
     calendar_diaspora: bool = Field(
         default=True,
@@ -324,6 +340,15 @@ class Settings(BaseSettings):
     )
     register_limit_per_address: int = Field(default=20, ge=1)
 
+    # Questions (/chat, /chat/stream and asking in a conversation), counted
+    # per account over a sliding minute and day.
+    questions_per_minute: int = Field(
+        default=10, ge=0, description="Questions per account per minute; 0: no limit."
+    )
+    questions_per_day: int = Field(
+        default=500, ge=0, description="Questions per account per day; 0: no limit."
+    )
+
     # Outgoing mail (the email codes).
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -333,7 +358,14 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=15.0, gt=0)
     mail_from: str = "Torah Study <no-reply@localhost>"
 
-    @field_validator("dump_paths", "link_paths", "dense_scope", "books", mode="before")
+    @field_validator(
+        "dump_paths",
+        "link_paths",
+        "dense_scope",
+        "books",
+        "cors_origins",
+        mode="before",
+    )
     @classmethod
     def _list_or_one(cls, value: Any) -> Any:
         """Read a JSON list, or take a plain string as a list of one item.
@@ -350,6 +382,31 @@ class Settings(BaseSettings):
             except ValueError as error:
                 raise ValueError(f"{text!r} is not a JSON list: {error}") from error
         return (text,) if text else ()
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        """Accept only exact origins, the form browsers send in the Origin header."""
+        for origin in origins:
+            if origin.strip() == "*":
+                raise ValueError(
+                    "cors_origins does not take '*': list each origin that may "
+                    'call the API, such as ["https://study.example.org"].'
+                )
+            parts = urlsplit(origin)
+            exact = f"{parts.scheme}://{parts.netloc}"
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or "@" in parts.netloc
+                or origin != exact.lower()
+            ):
+                raise ValueError(
+                    f"{origin!r} in cors_origins is not an origin: write the "
+                    "lowercase scheme and host with an optional port and no "
+                    "path or trailing slash, such as https://study.example.org."
+                )
+        return origins
 
     @model_validator(mode="after")
     def _check_version_retention(self) -> Settings:

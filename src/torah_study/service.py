@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from torah_study.accounts.mail import Mailer, SmtpMailer
+from torah_study.accounts.questions import KEY_PREFIX as QUESTION_KEY_PREFIX
+from torah_study.accounts.questions import QuestionLimits
 from torah_study.accounts.service import AccountService
 from torah_study.accounts.tokens import TokenCodec, resolve_secret
 from torah_study.answer.llm import build_answer_model
@@ -281,6 +283,7 @@ class Accounts:
     sessions: sessionmaker[Session]
     auth: AccountService
     conversations: ConversationStore
+    questions: QuestionLimits
 
     def close(self) -> None:
         self.engine.dispose()
@@ -313,9 +316,13 @@ def build_accounts(
     recovered = store.recover_stale(STALE_STREAM)
     if recovered:
         logger.warning("Marked %d unfinished answers as interrupted", recovered)
+    questions = QuestionLimits(
+        sessions, settings.questions_per_minute, settings.questions_per_day
+    )
     with sessions.begin() as db:
-        auth.limiter.prune(db)
-    return Accounts(engine, sessions, auth, store)
+        auth.limiter.prune(db, exclude=(QUESTION_KEY_PREFIX,))
+        questions.prune(db)
+    return Accounts(engine, sessions, auth, store, questions)
 
 
 def build_rewriter(settings: Settings, services: Services) -> Rewriter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, text
@@ -69,10 +70,25 @@ class RateLimiter:
     def clear(self, session: Session, key: str) -> None:
         session.execute(delete(RateEvent).where(RateEvent.key == key))
 
-    def prune(self, session: Session) -> int:
-        """Delete every event older than the window and return how many."""
+    def prune(
+        self, session: Session, prefix: str = "", exclude: Sequence[str] = ()
+    ) -> int:
+        """Delete events older than the window and return how many.
+
+        Only keys that start with ``prefix`` and with none of ``exclude``
+        are pruned, so limiters with longer windows keep their events.
+        """
         cutoff = datetime.now(UTC) - self.window
-        result = session.execute(delete(RateEvent).where(RateEvent.created_at < cutoff))
+        statement = delete(RateEvent).where(RateEvent.created_at < cutoff)
+        if prefix:
+            statement = statement.where(
+                RateEvent.key.startswith(prefix, autoescape=True)
+            )
+        for other in exclude:
+            statement = statement.where(
+                ~RateEvent.key.startswith(other, autoescape=True)
+            )
+        result = session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
     def _forget_old(self, session: Session, keys: list[str]) -> None:

@@ -17,6 +17,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from torah_study import __version__
 from torah_study.answer.llm.base import ProviderError
@@ -29,15 +31,17 @@ from torah_study.answer.pipeline import (
     source_payload,
 )
 from torah_study.api import auth, conversations
-from torah_study.api.auth import current_identity
+from torah_study.api.auth import AccountsDep, IdentityDep, current_identity
 from torah_study.api.common import (
     ServicesDep,
     encode_event,
     install_library,
     pump,
     refresh_library,
+    reserve_question,
     resolve_filters,
 )
+from torah_study.api.headers import SecurityHeaders, add_docs
 from torah_study.api.limits import BodySizeLimit
 from torah_study.api.schemas import (
     ChatRequest,
@@ -69,6 +73,26 @@ MAX_FILTERS = 50
 MAX_SECTION_SEGMENTS = 400
 SWEEP_SECONDS = 60.0
 SIGNED_IN = [Depends(current_identity)]
+
+# Methods and headers that a page on an allowed origin may send. Tokens
+# travel in the Authorization header, not in cookies, so credentials stay off.
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "X-Request-ID"]
+CORS_EXPOSED = ["Retry-After", "Content-Disposition"]
+
+
+class TorahStudyApp(FastAPI):
+    """FastAPI with SecurityHeaders outside Starlette's error middleware.
+
+    Middleware added with ``add_middleware`` runs inside the middleware that
+    turns an unhandled exception into a 500, so it never sees that response.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.settings
+        return SecurityHeaders(
+            super().build_middleware_stack(), behind_https=settings.behind_https
+        )
 
 
 def create_app(
@@ -116,10 +140,29 @@ def create_app(
             opened.close()
         logger.info("Stopping")
 
-    app = FastAPI(title="Torah Study", version=__version__, lifespan=lifespan)
+    app = TorahStudyApp(
+        title="Torah Study",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Added last, so it runs first: preflight requests get their response
+        # before the body size check.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSED,
+            allow_credentials=False,
+            max_age=600,
+        )
+    add_docs(app)
     app.include_router(auth.router)
     app.include_router(conversations.router)
     _add_routes(app)
@@ -268,12 +311,18 @@ def _add_routes(app: FastAPI) -> None:
             "index_versions": services.store.versions(),
         }
 
-    @app.post("/chat", response_model=ChatResponse, dependencies=SIGNED_IN)
-    def chat(body: ChatRequest, services: ServicesDep) -> ChatResponse:
+    @app.post("/chat", response_model=ChatResponse, responses={429: {}})
+    def chat(
+        body: ChatRequest,
+        services: ServicesDep,
+        identity: IdentityDep,
+        accounts: AccountsDep,
+    ) -> ChatResponse:
         """Answer a question and return the whole answer as JSON."""
         sources: list[dict[str, Any]] = []
         verification: dict[str, Any] = {}
         filters = resolve_filters(services, body.books, body.categories)
+        reserve_question(accounts, identity.user.id)
         for event in services.pipeline.run(body.question, filters):
             if isinstance(event, SourcesEvent):
                 sources = event.sources
@@ -296,12 +345,16 @@ def _add_routes(app: FastAPI) -> None:
             status_code=500, detail="The answer ended without a result."
         )
 
-    @app.post("/chat/stream", dependencies=SIGNED_IN)
+    @app.post("/chat/stream", responses={429: {}})
     async def chat_stream(
-        body: ChatRequest, services: ServicesDep
+        body: ChatRequest,
+        services: ServicesDep,
+        identity: IdentityDep,
+        accounts: AccountsDep,
     ) -> EventSourceResponse:
         """Stream the answer as server-sent events (sources, tokens, verification)."""
         filters = resolve_filters(services, body.books, body.categories)
+        await run_in_threadpool(reserve_question, accounts, identity.user.id)
         cancel = threading.Event()
         events: Iterator[Event] = services.pipeline.run(body.question, filters, cancel)
 

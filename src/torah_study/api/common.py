@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 
+from torah_study.accounts.questions import QuestionLimited
 from torah_study.answer.pipeline import (
     AnswerCancelled,
     Event,
@@ -26,7 +27,7 @@ from torah_study.conversations.chat import ConversationChat
 from torah_study.index.base import Filters
 from torah_study.library.parashot import load_parashot
 from torah_study.library.refs import RefError
-from torah_study.service import LibraryWatcher, Services, build_rewriter
+from torah_study.service import Accounts, LibraryWatcher, Services, build_rewriter
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,21 @@ def resolve_filters(
     except RefError as error:
         raise HTTPException(status_code=422, detail=str(error)) from error
     return Filters(titles, names)
+
+
+def reserve_question(accounts: Accounts, user_id: str) -> list[int]:
+    """Count a question against its account's limits; 429 when one is full.
+
+    Returns the ids of the counted events, for ``QuestionLimits.release``.
+    """
+    try:
+        return accounts.questions.reserve(user_id)
+    except QuestionLimited as error:
+        raise HTTPException(
+            status_code=429,
+            detail=str(error),
+            headers={"Retry-After": str(error.retry_after)},
+        ) from error
 
 
 def encode_event(event: Event) -> dict[str, str]:

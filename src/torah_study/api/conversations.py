@@ -16,6 +16,7 @@ from torah_study.api.common import (
     encode_event,
     pump,
     refresh_library,
+    reserve_question,
     resolve_filters,
 )
 from torah_study.api.schemas import (
@@ -231,6 +232,7 @@ def export_conversation(
         200: {"content": {"text/event-stream": {}}},
         404: {},
         422: {},
+        429: {},
     },
 )
 async def post_message(
@@ -252,11 +254,14 @@ async def post_message(
     filters: Filters = resolve_filters(services, body.books, body.categories)
     if stream is None:
         stream = "text/event-stream" in request.headers.get("accept", "")
+    # Counted before anything is saved, so a refused question leaves no row.
+    counted = await run_in_threadpool(reserve_question, accounts, identity.user.id)
     try:
         run = await run_in_threadpool(
             chat.start, identity.user.id, conversation_id, body.content, filters
         )
     except NotFound as error:
+        await run_in_threadpool(accounts.questions.release, counted)
         raise HTTPException(404, NOT_FOUND) from error
 
     started = run.started

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
@@ -28,32 +29,52 @@ CHECKOUT = Path(__file__).resolve().parents[3] / "web" / "out"
 
 # Next.js writes inline scripts that hydrate the page. They are allowed by
 # their SHA-256 hashes, read from the built page, so no other inline script
-# (an injected one) can run.
+# (an injected one) can run. Inline <style> elements are allowed the same
+# way, and style attributes not at all.
 INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 
 
-def page_policy(html: str) -> str:
-    """Build the Content-Security-Policy for a page with these inline scripts."""
-    hashes = [
+def _hashes(pattern: re.Pattern[str], html: str) -> list[str]:
+    return [
         "'sha256-"
         + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         + "'"
-        for body in INLINE_SCRIPT.findall(html)
+        for body in pattern.findall(html)
     ]
-    return "; ".join(
-        (
-            "default-src 'self'",
-            " ".join(("script-src 'self'", *hashes)),
-            "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data:",
-            "font-src 'self' data:",
-            "connect-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        )
-    )
+
+
+def page_policy(
+    html: str,
+    *,
+    scripts: Sequence[str] = (),
+    styles: Sequence[str] = (),
+    fonts: Sequence[str] = (),
+    images: Sequence[str] = (),
+    workers: Sequence[str] = (),
+) -> str:
+    """Build the Content-Security-Policy for a page with these inline scripts.
+
+    The sequences add sources beyond the service's own origin.
+    """
+    style_hashes = [] if "'unsafe-inline'" in styles else _hashes(INLINE_STYLE, html)
+    directives = [
+        "default-src 'self'",
+        " ".join(("script-src 'self'", *scripts, *_hashes(INLINE_SCRIPT, html))),
+        " ".join(("style-src 'self'", *styles, *style_hashes)),
+        " ".join(("img-src 'self' data:", *images)),
+        " ".join(("font-src 'self' data:", *fonts)),
+        "connect-src 'self'",
+    ]
+    if workers:
+        directives.append(" ".join(("worker-src 'self'", *workers)))
+    directives += [
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+    return "; ".join(directives)
 
 
 PAGE_HEADERS = {
@@ -64,8 +85,10 @@ PAGE_HEADERS = {
 TOP_LEVEL_FILES = {".svg", ".ico", ".png", ".txt", ".webmanifest"}
 
 NOT_BUILT = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Torah Study</title></head>
-<body style="font-family: sans-serif; max-width: 40rem; margin: 3rem auto">
+<html lang="en"><head><meta charset="utf-8"><title>Torah Study</title>
+<style>body { font-family: sans-serif; max-width: 40rem; margin: 3rem auto }</style>
+</head>
+<body>
 <h1>Torah Study</h1>
 <p>The web app has not been built. Build it with <code>scripts/build-web.sh</code>
 (Node.js 20 and npm), or set <code>TORAH_STUDY_WEB_DIR</code> to a built copy,
@@ -108,7 +131,8 @@ def add_web_app(app: FastAPI, folder: Path | None) -> None:
 
         @app.get("/", include_in_schema=False)
         def not_built() -> Response:
-            headers = {**PAGE_HEADERS, "Content-Security-Policy": page_policy("")}
+            policy = page_policy(NOT_BUILT)
+            headers = {**PAGE_HEADERS, "Content-Security-Policy": policy}
             return HTMLResponse(NOT_BUILT, status_code=503, headers=headers)
 
         return
