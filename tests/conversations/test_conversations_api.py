@@ -279,6 +279,52 @@ def test_another_users_conversation_is_404(api: httpx.Client) -> None:
     assert kept["title"] != "Mine now"
 
 
+def test_intruder_changes_nothing_of_the_owner(api: httpx.Client) -> None:
+    """Every route tried with another account's ids leaves its data as it was."""
+    owner = register(api)
+    intruder = register(api)["headers"]
+    conversation_id = _new(api, owner["headers"])
+    turn = _ask(api, owner["headers"], conversation_id, QUESTION)
+    answer_id = turn["assistant_message"]["id"]
+    feedback = f"/messages/{answer_id}/feedback"
+    assert api.put(feedback, headers=owner["headers"], json={"rating": "up"}).is_success
+    path = f"/conversations/{conversation_id}"
+    before = api.get(path, headers=owner["headers"]).json()
+    exported = api.get(f"{path}/export", headers=owner["headers"]).text
+    assert before["title"]
+
+    attempts = [
+        ("GET", path, {}),
+        ("GET", f"{path}/export", {}),
+        ("PATCH", path, {"json": {"title": "Mine now"}}),
+        ("POST", f"{path}/messages", {"json": {"content": QUESTION}}),
+        ("POST", f"{path}/messages?stream=true", {"json": {"content": QUESTION}}),
+        (
+            "POST",
+            f"{path}/messages",
+            {
+                "json": {"content": QUESTION},
+                "headers": {**intruder, "Accept": "text/event-stream"},
+            },
+        ),
+        ("PUT", feedback, {"json": {"rating": "down", "comment": "wrong"}}),
+        ("DELETE", feedback, {}),
+        ("DELETE", path, {}),
+    ]
+    for method, url, options in attempts:
+        options.setdefault("headers", intruder)
+        response = api.request(method, url, **options)
+        assert response.status_code == 404, (method, url, response.text)
+        assert before["title"] not in response.text
+        assert QUESTION not in response.text
+
+    after = api.get(path, headers=owner["headers"]).json()
+    assert after == before
+    assert after["messages"][1]["feedback"] == "up"
+    assert api.get(f"{path}/export", headers=owner["headers"]).text == exported
+    assert api.get("/feedback/export", headers=intruder).text == ""
+
+
 def test_unknown_conversation_is_404(api: httpx.Client, user: dict[str, Any]) -> None:
     response = api.get(
         "/conversations/0123456789abcdef0123456789abcdef", headers=user["headers"]
