@@ -295,6 +295,8 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/health")
     def health(services: ServicesDep) -> dict[str, Any]:
         """Report that the service is up, what it serves and embedding progress."""
+        # TODO: open to anyone and not rate limited, yet on the postgres
+        # backend each call counts every segment and vector row.
         return {
             "status": "ok",
             "version": __version__,
