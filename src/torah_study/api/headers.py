@@ -97,13 +97,12 @@ def add_docs(app: FastAPI) -> None:
 
 def _with_docs_policy(response: HTMLResponse) -> HTMLResponse:
     # NOTE: checked against the HTML these pages contain, not in a browser,
-    # because the tests have no network to load the CDN assets. ReDoc 2 adds
-    # <style> elements at run time, so inline styles stay allowed for it.
+    # because the tests have no network to load the CDN assets.
     html = bytes(response.body).decode()
     response.headers["Content-Security-Policy"] = page_policy(
         html,
         scripts=DOCS_SCRIPTS,
-        styles=("'unsafe-inline'", *DOCS_STYLES),
+        styles=DOCS_STYLES,
         fonts=DOCS_FONTS,
         images=DOCS_IMAGES,
         workers=("blob:",),
