@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/chat_load.py [--data-dir DIR] [--users 50] [--messages 10] \\
-        [--databases sqlite,postgresql] [--output chat.json] [--log-dir DIR]
+        [--duration SECONDS] [--databases sqlite,postgresql] [--output chat.json] \\
+        [--log-dir DIR]
 
 For each database, in one run, the script:
 
@@ -18,8 +19,10 @@ For each database, in one run, the script:
 4. starts the clock, and every user concurrently creates a conversation and
    sends ``--messages`` questions one after the other to
    ``POST /conversations/{id}/messages?stream=true``, reading the server-sent
-   events to the end. The clock stops when the last user is done, and the
-   throughput counts the answers that ended with a ``done`` event;
+   events to the end. With ``--duration`` each user instead keeps sending
+   until that many seconds have passed, and finishes the question it is
+   reading. The clock stops when the last user is done, and the throughput
+   counts the answers that ended with a ``done`` event;
 5. stops the service and reads the database directly with SQLAlchemy to check
    that every conversation holds exactly the turns that were sent.
 
@@ -122,6 +125,11 @@ def parse_args() -> argparse.Namespace:
         help="questions each user sends one after the other (default 10)",
     )
     parser.add_argument(
+        "--duration",
+        type=float,
+        help="send questions for this many seconds instead of --messages each",
+    )
+    parser.add_argument(
         "--databases",
         default=",".join(DATABASES),
         help="comma-separated databases to run, in order (default sqlite,postgresql)",
@@ -154,6 +162,8 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.users < 1 or args.messages < 1:
         sys.exit("error: --users and --messages must be at least 1.")
+    if args.duration is not None and args.duration <= 0:
+        sys.exit(f"error: --duration must be positive, got {args.duration}.")
     unknown = [name for name in args.databases if name not in DATABASES]
     if unknown or not args.databases:
         sys.exit(
@@ -224,6 +234,9 @@ def service_environment(
             "TORAH_STUDY_ACCESS_TOKEN_MINUTES": "1440",
             # Every load user registers from 127.0.0.1.
             "TORAH_STUDY_REGISTER_LIMIT_PER_ADDRESS": str(users),
+            # The load is the point, so the per-account question limits are off.
+            "TORAH_STUDY_QUESTIONS_PER_MINUTE": "0",
+            "TORAH_STUDY_QUESTIONS_PER_DAY": "0",
         }
     )
     return environment
@@ -434,7 +447,10 @@ async def send_message(
     return result
 
 
-async def run_user(client: httpx.AsyncClient, user: LoadUser, messages: int) -> None:
+async def run_user(
+    client: httpx.AsyncClient, user: LoadUser, messages: int, deadline: float | None
+) -> None:
+    """Send ``messages`` questions, or questions until ``deadline`` when given."""
     try:
         response = await client.post("/conversations", headers=user.headers)
     except httpx.HTTPError as error:
@@ -444,13 +460,20 @@ async def run_user(client: httpx.AsyncClient, user: LoadUser, messages: int) -> 
         user.conversation_error = f"HTTP {response.status_code}: {response.text[:300]}"
         return
     user.conversation_id = response.json()["id"]
-    for number in range(messages):
+    number = 0
+    while number < messages if deadline is None else time.perf_counter() < deadline:
         content = QUESTIONS[(user.number + number) % len(QUESTIONS)]
         user.results.append(await send_message(client, user, content))
+        number += 1
 
 
 async def run_load(
-    base_url: str, users: int, messages: int, timeout: float, tag: str
+    base_url: str,
+    users: int,
+    messages: int,
+    duration: float | None,
+    timeout: float,
+    tag: str,
 ) -> tuple[list[LoadUser], float]:
     """Register the users, then time them all sending questions at once.
 
@@ -483,7 +506,10 @@ async def run_load(
             )
 
         started = time.perf_counter()
-        await asyncio.gather(*(run_user(client, u, messages) for u in load_users))
+        deadline = None if duration is None else started + duration
+        await asyncio.gather(
+            *(run_user(client, u, messages, deadline) for u in load_users)
+        )
         wall = time.perf_counter() - started
     return load_users, wall
 
@@ -558,7 +584,8 @@ class Audit:
 def audit_database(database_url: str, users: list[LoadUser], messages: int) -> Audit:
     """Check every user's conversation in the database against what was sent.
 
-    Every user is expected to hold one conversation with ``2 * messages`` rows:
+    Every user is expected to hold one conversation with two rows per question
+    it sent (``messages`` for a user whose conversation was not created):
     the questions in the order sent at even positions, and complete, non-empty
     answers at odd positions. A request that failed still counts as expected,
     so its missing rows show up as lost.
@@ -589,12 +616,13 @@ def audit_database(database_url: str, users: list[LoadUser], messages: int) -> A
             )
     for user in users:
         audit.conversations_expected += 1
-        audit.messages_expected += 2 * messages
+        sent = len(user.results) if user.conversation_id else messages
+        audit.messages_expected += 2 * sent
         if user.conversation_id is None:
-            audit.lost += 2 * messages
+            audit.lost += 2 * sent
             audit.problem(f"user {user.number}: no conversation created")
             continue
-        audit_conversation(audit, user, rows.get(user.conversation_id, []), messages)
+        audit_conversation(audit, user, rows.get(user.conversation_id, []), sent)
     return audit
 
 
@@ -762,7 +790,14 @@ def run_database(
             args.data_dir, url, args.users, folder, log_path
         ) as base_url:
             users, wall = asyncio.run(
-                run_load(base_url, args.users, args.messages, args.timeout, folder.name)
+                run_load(
+                    base_url,
+                    args.users,
+                    args.messages,
+                    args.duration,
+                    args.timeout,
+                    folder.name,
+                )
             )
         print(f"{database}: {wall:.1f} s of load; auditing", file=sys.stderr)
         audit = audit_database(url, users, args.messages)
@@ -781,7 +816,8 @@ def main() -> int:
         "machine": machine_info(),
         "data_dir": str(args.data_dir),
         "users": args.users,
-        "messages_per_user": args.messages,
+        "messages_per_user": None if args.duration else args.messages,
+        "duration_s": args.duration,
         "questions": list(QUESTIONS),
         "runs": [],
     }
