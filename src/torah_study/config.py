@@ -269,6 +269,36 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Observability.
+    log_format: Literal["text", "json"] | None = Field(
+        default=None,
+        description=(
+            "Log lines as plain text or as one JSON object each; unset means "
+            "text, except `serve` in production, which logs JSON."
+        ),
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at /metrics."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "When set, /metrics requires the header Authorization: Bearer <this token>."
+        ),
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of an OTLP/HTTP collector, e.g. http://localhost:4318, "
+            "to export traces to; without it OTEL_EXPORTER_OTLP_ENDPOINT is "
+            "read, and with neither tracing is off."
+        ),
+    )
+    trace_question_text: bool = Field(
+        default=False,
+        description="Add the question text to the answer spans of traces.",
+    )
+
     calendar_diaspora: bool = Field(
         default=True,
         description=(
@@ -421,6 +451,13 @@ class Settings(BaseSettings):
                 "read index files an ingest already deleted."
             )
         return self
+
+    @property
+    def resolved_log_format(self) -> Literal["text", "json"]:
+        """The log format of ``serve``: the setting, else JSON in production."""
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "text"
 
     @property
     def index_keep_versions(self) -> timedelta:
