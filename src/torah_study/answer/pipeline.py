@@ -28,6 +28,14 @@ from torah_study.answer.verify import VerificationReport, Verifier, split_senten
 from torah_study.index.base import Filters
 from torah_study.library.catalog import Catalog
 from torah_study.library.hebrew import normalize
+from torah_study.observability import (
+    observe_answer,
+    observe_answer_error,
+    observe_provider_error,
+    record_span,
+    stage,
+)
+from torah_study.observability.tracing import include_question_text
 from torah_study.providers.breaker import CircuitOpenError
 from torah_study.retrieval.retriever import Passage, Retrieval, Retriever
 
@@ -218,13 +226,30 @@ class AnswerPipeline:
         Setting ``cancel`` stops the answer model at its next piece, even
         while no event is due, and makes the generator raise AnswerCancelled.
         """
+        # The last event is yielded after the answer span has ended, so a
+        # consumer that stops reading at it leaves no span open.
+        with stage("answer") as answer:
+            if include_question_text():
+                answer.set("question", question)
+            last = yield from self._run(question, filters, cancel)
+            answer.set("outcome", last.kind)
+            if isinstance(last, DoneEvent):
+                answer.set("mode", last.mode)
+                answer.set("provider", last.provider)
+                answer.set("sources", len(last.refs))
+        yield last
+
+    def _run(
+        self, question: str, filters: Filters, cancel: threading.Event | None
+    ) -> Generator[Event, None, DoneEvent | ErrorEvent]:
+        """Yield the events before the last one, and return the last one."""
         started = time.perf_counter()
         try:
             retrieval = self.retriever.retrieve(question, filters)
         except Exception as error:
             logger.exception("Retrieval failed for %r", question)
-            yield ErrorEvent(f"Retrieval failed: {error}", "retrieval_failed")
-            return
+            observe_answer_error("retrieval_failed")
+            return ErrorEvent(f"Retrieval failed: {error}", "retrieval_failed")
         passages = retrieval.passages
         yield SourcesEvent(
             [source_payload(n, p) for n, p in enumerate(passages, start=1)],
@@ -236,26 +261,24 @@ class AnswerPipeline:
         timings = dict(retrieval.timings)
         try:
             answer, report, provider, first_token, usage = yield from self._answer(
-                retrieval, language, cancel
+                retrieval, language, cancel, timings
             )
         except AnswerCancelled:
             raise
         except AnswerBrokenOff as error:
             logger.error("Answer for %r broke off: %s", question, error)
-            yield ErrorEvent(str(error), "answer_interrupted")
-            return
+            observe_answer_error("answer_interrupted")
+            return ErrorEvent(str(error), "answer_interrupted")
         except ProviderError as error:
             logger.error("Answer model failed for %r: %s", question, error)
             unavailable = isinstance(error.__cause__, CircuitOpenError)
-            yield ErrorEvent(
-                f"The answer model failed: {error}",
-                "answer_model_unavailable" if unavailable else "answer_failed",
-            )
-            return
+            code = "answer_model_unavailable" if unavailable else "answer_failed"
+            observe_answer_error(code)
+            return ErrorEvent(f"The answer model failed: {error}", code)
         except Exception as error:
             logger.exception("Answering failed for %r", question)
-            yield ErrorEvent(f"Answering failed: {error}", "answer_failed")
-            return
+            observe_answer_error("answer_failed")
+            return ErrorEvent(f"Answering failed: {error}", "answer_failed")
         yield VerificationEvent(report.as_dict())
         if first_token is not None:
             timings["first_token"] = first_token - started
@@ -271,10 +294,15 @@ class AnswerPipeline:
                 )
                 if value is not None
             }
-        yield DoneEvent(answer, retrieval.mode, provider, refs, timings, counts)
+        observe_answer(retrieval.mode, provider, timings, counts, report.as_dict())
+        return DoneEvent(answer, retrieval.mode, provider, refs, timings, counts)
 
     def _answer(
-        self, retrieval: Retrieval, language: str, cancel: threading.Event | None
+        self,
+        retrieval: Retrieval,
+        language: str,
+        cancel: threading.Event | None,
+        timings: dict[str, float],
     ) -> Generator[
         Event, None, tuple[str, VerificationReport, str, float | None, Usage | None]
     ]:
@@ -319,8 +347,31 @@ class AnswerPipeline:
         # rather than a sources-only answer, so the stored message shows that
         # the model failed and the learner can ask again. The sources event
         # already carried the passages.
-        pieces = self.model.stream(messages, max_tokens=self.max_tokens)
-        kept, first, usage = yield from self._emit_verified(pieces, verifier, cancel)
+        try:
+            # "generate" lasts from the request to the model until its stream
+            # ends, so it includes verification and the consumer's pauses.
+            with stage("generate", timings, provider=self.model.name) as generate:
+                pieces = self.model.stream(messages, max_tokens=self.max_tokens)
+                kept, first, usage = yield from self._emit_verified(
+                    pieces, verifier, cancel, timings
+                )
+                if usage is not None:
+                    generate.set("prompt_tokens", usage.prompt_tokens or 0)
+                    generate.set("completion_tokens", usage.completion_tokens or 0)
+                report = verifier.report
+                record_span(
+                    "verify",
+                    timings.get("verify", 0.0),
+                    {
+                        "sentences": report.sentences,
+                        "removed": len(report.removed),
+                        "citations": len(set(report.citations)),
+                        "quotes_checked": report.quotes_checked,
+                    },
+                )
+        except (AnswerBrokenOff, ProviderError) as error:
+            observe_provider_error(self.model.name, error)
+            raise
         if practical and RABBI[language] not in kept:
             tail = "\n\n" + RABBI[language]
             yield TokenEvent(tail)
@@ -342,13 +393,25 @@ class AnswerPipeline:
         source: str | Iterator[str | Usage],
         verifier: Verifier,
         cancel: threading.Event | None = None,
+        timings: dict[str, float] | None = None,
     ) -> Generator[Event, None, tuple[str, float | None, Usage | None]]:
         """Yield verified sentences as they complete; return the text and first time.
 
         ``cancel`` is checked after every model piece, so a model that writes
         a long unfinished sentence still stops soon after it is set. The
-        model's stream is closed on every exit.
+        model's stream is closed on every exit. The seconds spent verifying
+        are added to ``timings["verify"]``.
         """
+        checks: dict[str, float] = timings if timings is not None else {}
+
+        def accept(sentence: str) -> bool:
+            started = time.perf_counter()
+            try:
+                return verifier.accept(sentence)
+            finally:
+                elapsed = time.perf_counter() - started
+                checks["verify"] = checks.get("verify", 0.0) + elapsed
+
         pieces = iter([source]) if isinstance(source, str) else source
         buffer = ""
         kept = ""
@@ -365,7 +428,7 @@ class AnswerPipeline:
                 # The last piece may be an unfinished sentence: keep it buffered.
                 complete, buffer = sentences[:-1], sentences[-1] if sentences else ""
                 for sentence in complete:
-                    if verifier.accept(sentence):
+                    if accept(sentence):
                         first = first or time.perf_counter()
                         kept += sentence
                         yield TokenEvent(sentence)
@@ -381,7 +444,7 @@ class AnswerPipeline:
                     close()
                 except Exception:
                     logger.exception("Closing the answer model's stream failed")
-        if buffer and verifier.accept(buffer):
+        if buffer and accept(buffer):
             first = first or time.perf_counter()
             kept += buffer
             yield TokenEvent(buffer)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -28,6 +27,8 @@ from torah_study.library.catalog import Catalog
 from torah_study.library.lexicon import Lexicon
 from torah_study.library.links import Link, LinkIndex
 from torah_study.library.refs import Ref
+from torah_study.observability import stage
+from torah_study.observability.tracing import include_question_text
 from torah_study.retrieval.gate import apply_gate
 from torah_study.retrieval.glossary import glossary_forms, translate_terms
 from torah_study.retrieval.hybrid import (
@@ -131,10 +132,19 @@ class Retriever:
         self.lexicon = lexicon or Lexicon()
 
     def retrieve(self, question: str, filters: Filters = Filters()) -> Retrieval:
-        retrieval = self._retrieve(question, filters)
-        if self.links is not None:
-            for passage in retrieval.passages[: self.settings.top_k]:
-                passage.related = self.links.related(passage.record.ref)
+        with stage("retrieve") as span:
+            if include_question_text():
+                span.set("question", question)
+            retrieval = self._retrieve(question, filters)
+            if self.links is not None:
+                for passage in retrieval.passages[: self.settings.top_k]:
+                    passage.related = self.links.related(passage.record.ref)
+            span.set("mode", retrieval.mode)
+            span.set("language", retrieval.analysis.language)
+            span.set("passages", len(retrieval.passages))
+            span.set("best_score", retrieval.best_score)
+            span.set("retried", retrieval.retried)
+            span.set("filtered", bool(filters))
         return retrieval
 
     def _retrieve(self, question: str, filters: Filters) -> Retrieval:
@@ -163,19 +173,20 @@ class Retriever:
         return self.store.span(ref.book, low, high, limit)
 
     def _lookup(self, analysis: QueryAnalysis) -> Retrieval:
-        started = time.perf_counter()
+        timings: dict[str, float] = {}
         passages: list[Passage] = []
         notes = list(analysis.ref_errors)
-        for ref in analysis.refs:
-            records = self.lookup(ref)
-            if len(records) == MAX_LOOKUP_SEGMENTS:
-                notes.append(
-                    f"Showing the first {MAX_LOOKUP_SEGMENTS} segments of "
-                    f"{ref.normal()}; ask for a narrower ref to see the rest."
-                )
-            for record in records:
-                passages.append(Passage(record, 1.0, self._he_ref(record.ref)))
-        timings = {"lookup": time.perf_counter() - started}
+        with stage("lookup", timings, refs=len(analysis.refs)) as span:
+            for ref in analysis.refs:
+                records = self.lookup(ref)
+                if len(records) == MAX_LOOKUP_SEGMENTS:
+                    notes.append(
+                        f"Showing the first {MAX_LOOKUP_SEGMENTS} segments of "
+                        f"{ref.normal()}; ask for a narrower ref to see the rest."
+                    )
+                for record in records:
+                    passages.append(Passage(record, 1.0, self._he_ref(record.ref)))
+            span.set("segments", len(passages))
         if not passages:
             names = ", ".join(r.normal() for r in analysis.refs)
             return Retrieval(
@@ -205,16 +216,18 @@ class Retriever:
         first = self._search_once(analysis, filters, widen=1)
         if first.mode != "abstain" or not self.settings.retry:
             return first
-        started = time.perf_counter()
-        second_analysis = self._reformulate(analysis)
-        reformulate_seconds = time.perf_counter() - started
+        # The span is named for the stage; the timing keeps its older name.
+        with stage("rewrite", expander=self.expander is not None) as rewrite:
+            second_analysis = self._reformulate(analysis)
+            rewrite.set("changed", second_analysis is not None)
         if second_analysis is None:
             return first
-        second = self._search_once(second_analysis, filters, widen=2)
+        with stage("retry"):
+            second = self._search_once(second_analysis, filters, widen=2)
         timings = dict(first.timings)
-        timings["reformulate"] = reformulate_seconds
-        for stage, seconds in second.timings.items():
-            timings[f"retry_{stage}"] = seconds
+        timings["reformulate"] = rewrite.seconds
+        for name, seconds in second.timings.items():
+            timings[f"retry_{name}"] = seconds
         chosen = second if second.mode == "search" else first
         chosen.timings = timings
         chosen.retried = True
@@ -252,44 +265,47 @@ class Retriever:
         keyword_k, dense_k = settings.keyword_k * widen, settings.dense_k * widen
 
         degraded: list[str] = []
-        started = time.perf_counter()
+        # "dense" covers embedding the query and, when the legs run one by
+        # one, the dense legs' searches.
         query_vector = None
-        if self.embeddings is not None:
-            try:
-                query_vector = self.embeddings.embed_queries(
-                    [analysis.dense_text or analysis.text]
-                )[0]
-            except EmbeddingError as error:
-                # Keyword search still finds passages, so the question is
-                # answered without the dense legs rather than failed.
-                logger.warning("Searching by keywords only: %s", error)
-                degraded.append(f"dense: {error}")
-        timings["dense"] = time.perf_counter() - started
+        with stage("dense", timings, step="embed_query"):
+            if self.embeddings is not None:
+                try:
+                    query_vector = self.embeddings.embed_queries(
+                        [analysis.dense_text or analysis.text]
+                    )[0]
+                except EmbeddingError as error:
+                    # Keyword search still finds passages, so the question is
+                    # answered without the dense legs rather than failed.
+                    logger.warning("Searching by keywords only: %s", error)
+                    degraded.append(f"dense: {error}")
 
         legs = self._legs(analysis, filters, query_vector, keyword_k, dense_k)
         fused = self._fuse(legs, timings)[: settings.rerank_candidates * widen]
-        started = time.perf_counter()
-        records = {r.ref: r for r in self.store.get([c.ref for c in fused])}
-        pairs = [(c, records[c.ref]) for c in fused if c.ref in records]
-        pairs.extend(self._commentary_candidates(analysis, pairs))
-        timings["fuse"] += time.perf_counter() - started
+        with stage("fuse", timings, step="fetch_records") as span:
+            records = {r.ref: r for r in self.store.get([c.ref for c in fused])}
+            pairs = [(c, records[c.ref]) for c in fused if c.ref in records]
+            pairs.extend(self._commentary_candidates(analysis, pairs))
+            span.set("candidates", len(pairs))
 
-        started = time.perf_counter()
-        vectors = (
-            self.store.vectors_for([c.ref for c, _ in pairs])
-            if query_vector is not None
-            else {}
-        )
-        try:
-            scored = self.reranker.rerank(analysis, query_vector, pairs, vectors)
-        except RerankError as error:
-            # The offline scorer needs no remote call, and the gate threshold
-            # is calibrated on its scores, so it replaces the failed reranker.
-            logger.warning("Reranking with the offline scorer instead: %s", error)
-            degraded.append(f"rerank: {error}")
-            fallback = OfflineReranker(self.embeddings)
-            scored = fallback.rerank(analysis, query_vector, pairs, vectors)
-        timings["rerank"] = time.perf_counter() - started
+        with stage("rerank", timings, candidates=len(pairs)) as span:
+            vectors = (
+                self.store.vectors_for([c.ref for c, _ in pairs])
+                if query_vector is not None
+                else {}
+            )
+            try:
+                scored = self.reranker.rerank(analysis, query_vector, pairs, vectors)
+                span.set("reranker", type(self.reranker).__name__)
+            except RerankError as error:
+                # The offline scorer needs no remote call, and the gate
+                # threshold is calibrated on its scores, so it replaces the
+                # failed reranker.
+                logger.warning("Reranking with the offline scorer instead: %s", error)
+                degraded.append(f"rerank: {error}")
+                fallback = OfflineReranker(self.embeddings)
+                scored = fallback.rerank(analysis, query_vector, pairs, vectors)
+                span.set("reranker", type(fallback).__name__)
 
         # A retry has more ways to match, so its passages must clear a higher bar.
         threshold = settings.gate_threshold + (
@@ -374,19 +390,20 @@ class Retriever:
         """
         timings.setdefault("keyword", 0.0)
         if self.settings.fuse_in_store and isinstance(self.store, FusingStore):
-            started = time.perf_counter()
-            fused = self.store.fuse(legs, self.settings.rrf_k)
-            timings["fuse"] = time.perf_counter() - started
+            with stage("fuse", timings, legs=len(legs), in_store=True) as span:
+                fused = self.store.fuse(legs, self.settings.rrf_k)
+                span.set("fused", len(fused))
             return fused
         results: list[tuple[str, list[Hit]]] = []
         for leg in legs:
-            started = time.perf_counter()
-            results.extend(run_legs(self.store, [leg]))
-            stage = "keyword" if isinstance(leg, KeywordLeg) else "dense"
-            timings[stage] += time.perf_counter() - started
-        started = time.perf_counter()
-        fused = reciprocal_rank_fusion(results, k=self.settings.rrf_k)
-        timings["fuse"] = time.perf_counter() - started
+            kind = "keyword" if isinstance(leg, KeywordLeg) else "dense"
+            with stage(kind, timings, leg=leg.name, k=leg.k) as span:
+                hits = run_legs(self.store, [leg])
+                span.set("hits", sum(len(found) for _, found in hits))
+            results.extend(hits)
+        with stage("fuse", timings, legs=len(legs), in_store=False) as span:
+            fused = reciprocal_rank_fusion(results, k=self.settings.rrf_k)
+            span.set("fused", len(fused))
         return fused
 
     def _translations(self, terms: list[str]) -> dict[str, list[str]]:
