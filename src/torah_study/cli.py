@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -456,19 +460,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"Torah Study is starting on http://{host}:{port}/ with {processes}",
         flush=True,
     )
+    _configure_service_logging(settings, args.verbose)
+    # log_config=None: uvicorn's loggers propagate to the handler configured
+    # above, so its access log has the same format as the service's lines.
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,
+        )
         return 0
     _prepare_workers(settings, _overrides(args))
-    uvicorn.run(
-        f"{__name__}:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    with _metrics_dir():
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            log_config=None,
+        )
     return 0
+
+
+def _configure_service_logging(settings: Settings, verbose: bool) -> None:
+    """Log in the service's format: INFO from the service, WARNING from libraries."""
+    from torah_study.observability.logs import configure_logging
+
+    configure_logging(
+        settings.resolved_log_format,
+        logging.DEBUG if verbose else logging.WARNING,
+        force=False,
+    )
+    if not verbose:
+        # A service logs its start, stop and errors without being asked to.
+        logging.getLogger("torah_study").setLevel(logging.INFO)
+
+
+@contextmanager
+def _metrics_dir() -> Iterator[None]:
+    """Give the worker processes a shared folder for their Prometheus metrics.
+
+    A folder given in PROMETHEUS_MULTIPROC_DIR is used as it is; otherwise a
+    temporary one is made and removed when the server stops.
+    """
+    from torah_study.observability.metrics import MULTIPROCESS_ENV
+
+    if os.environ.get(MULTIPROCESS_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="torah-study-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_store(settings: Settings) -> str | None:
@@ -500,8 +550,6 @@ def _prepare_workers(settings: Settings, overrides: dict[str, object]) -> None:
     the data folder, the retrieval backend) is passed there. The accounts
     database is migrated here, once, and the workers skip the migration.
     """
-    import os
-
     from torah_study.db.engine import create_db_engine
     from torah_study.db.migrate import upgrade
 
@@ -521,12 +569,9 @@ def worker_app() -> Any:
     """Build the app in a worker process of ``serve --workers N``."""
     from torah_study.api.app import create_app
 
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("torah_study").setLevel(logging.INFO)
-    return create_app(Settings())
+    settings = Settings()
+    _configure_service_logging(settings, verbose=False)
+    return create_app(settings)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -990,16 +1035,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from torah_study.index.base import StoreError
+    from torah_study.observability.logs import configure_logging
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if args.command == "serve" and not args.verbose:
-        # A service logs its start, stop and errors without being asked to.
-        logging.getLogger("torah_study").setLevel(logging.INFO)
     try:
+        configure_logging(
+            _settings(args).log_format or "text",
+            logging.DEBUG if args.verbose else logging.WARNING,
+            force=False,
+        )
         code: int = args.handler(args)
     except ValidationError as error:
         return _fail(f"invalid setting: {_validation_message(error)}")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import jwt
 
 from torah_study.config import Settings
+from torah_study.observability.logs import add_secret
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +74,16 @@ def resolve_secret(settings: Settings) -> str:
             )
         if weak:
             logger.warning("The JWT secret is weak; never use it in production.")
+        add_secret(configured)
         return configured
     if settings.environment == "production":
         raise SecretError(
             "TORAH_STUDY_JWT_SECRET is not set; production needs a random secret "
             f"of at least {MIN_SECRET_CHARS} characters."
         )
-    return _development_secret(settings.data_dir / "jwt-secret")
+    secret = _development_secret(settings.data_dir / "jwt-secret")
+    add_secret(secret)
+    return secret
 
 
 def _development_secret(path: Path) -> str:

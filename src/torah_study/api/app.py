@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from sse_starlette.sse import EventSourceResponse
@@ -57,6 +58,9 @@ from torah_study.config import Settings, get_settings
 from torah_study.embeddings.status import read_status
 from torah_study.index.base import SegmentRecord, position_key, position_upper_bound
 from torah_study.library.refs import Ref, RefError
+from torah_study.observability import metrics, tracing
+from torah_study.observability.logs import add_secrets_of
+from torah_study.observability.middleware import ObservabilityMiddleware
 from torah_study.service import (
     STALE_STREAM,
     Accounts,
@@ -78,7 +82,7 @@ SIGNED_IN = [Depends(current_identity)]
 # travel in the Authorization header, not in cookies, so credentials stay off.
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "X-Request-ID"]
-CORS_EXPOSED = ["Retry-After", "Content-Disposition"]
+CORS_EXPOSED = ["Retry-After", "Content-Disposition", "X-Request-ID"]
 
 
 class TorahStudyApp(FastAPI):
@@ -102,6 +106,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app; tests may inject services (a test model) and accounts."""
     settings = settings or get_settings()
+    add_secrets_of(settings)
+    tracer_provider = tracing.configure_tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,6 +144,11 @@ def create_app(
         sweeper.cancel()
         if accounts is None:
             opened.close()
+        if tracer_provider is not None:
+            tracing.shutdown_tracing(tracer_provider)
+        # TODO: a worker that crashes never gets here, so its open streams
+        # stay in torah_study_sse_streams_active until the server restarts.
+        metrics.mark_process_dead(os.getpid())
         logger.info("Stopping")
 
     app = TorahStudyApp(
@@ -151,8 +162,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:
-        # Added last, so it runs first: preflight requests get their response
-        # before the body size check.
+        # Added after the body size check, so it runs before it: preflight
+        # requests get their response first.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -163,9 +174,13 @@ def create_app(
             max_age=600,
         )
     add_docs(app)
+    # Added last, so it is the outermost: it sees 413s and every route.
+    app.add_middleware(ObservabilityMiddleware)
     app.include_router(auth.router)
     app.include_router(conversations.router)
     _add_routes(app)
+    if settings.metrics_enabled:
+        _add_metrics_route(app, settings)
     add_web_app(app, find_web_dir(settings.web_dir))
     return app
 
@@ -289,6 +304,30 @@ def _section_text(services: Services, ref: Ref) -> TextResponse:
         highlight=highlight,
         truncated=truncated,
     )
+
+
+def _add_metrics_route(app: FastAPI, settings: Settings) -> None:
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Prometheus metrics, behind a bearer token when metrics_token is set.
+
+        The labels contain route templates, stages, modes and providers, and
+        no user data.
+        """
+        if token and not hmac.compare_digest(
+            (authorization or "").encode(), f"Bearer {token}".encode()
+        ):
+            raise HTTPException(
+                401,
+                "Metrics need the token set in TORAH_STUDY_METRICS_TOKEN.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
 
 def _add_routes(app: FastAPI) -> None:

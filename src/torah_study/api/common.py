@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import threading
@@ -149,7 +150,12 @@ async def pump(
                     logger.exception("Closing an answer stream failed")
             put(end)
 
-    threading.Thread(target=work, name="answer-stream", daemon=True).start()
+    # The thread runs in a copy of this context, so its log lines keep the
+    # request's ids and its spans stay under the request's span.
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(work,), name="answer-stream", daemon=True
+    ).start()
     try:
         while True:
             item = await queue.get()

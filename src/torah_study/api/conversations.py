@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from torah_study import observability
 from torah_study.api.auth import AccountsDep, IdentityDep
 from torah_study.api.common import (
     encode_event,
@@ -250,6 +251,9 @@ async def post_message(
     as server-sent events: ``turn`` (ids and the retrieval query), then
     ``sources``, ``token``…, ``verification`` and ``done`` or ``error``.
     """
+    # The answer's log lines, on this task and the thread that streams it,
+    # carry the conversation id.
+    observability.conversation_id.set(conversation_id)
     services = request.app.state.services
     filters: Filters = resolve_filters(services, body.books, body.categories)
     if stream is None:
