@@ -244,14 +244,13 @@ def test_metrics_of_a_provider_error(url: str, model: StubModel) -> None:
             after = _metrics(client)
     finally:
         model.behaviour = "cite"
-    assert response.status_code == 200, response.text
-    assert response.json()["provider"] == "sources-only"
+    assert response.status_code == 502, response.text
     errors = "torah_study_provider_errors_total"
     labels = {"provider": "stub:model", "type": "ConnectionError"}
     assert _value(after, errors, **labels) - _value(before, errors, **labels) == 1
-    failures = "torah_study_verification_failures_total"
-    grown = _value(after, failures, cause="fallback") - _value(
-        before, failures, cause="fallback"
+    failed = "torah_study_answer_errors_total"
+    grown = _value(after, failed, code="answer_failed") - _value(
+        before, failed, code="answer_failed"
     )
     assert grown == 1
 
