@@ -437,6 +437,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from torah_study.api.app import create_app
+    from torah_study.api.shutdown import uvicorn_grace_seconds
 
     settings = _settings(args)
     host = args.host or settings.host
@@ -461,6 +462,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     _configure_service_logging(settings, args.verbose)
+    # uvicorn cancels the requests still running after this many seconds.
+    timeout = uvicorn_grace_seconds(settings.shutdown_grace_seconds)
     # log_config=None: uvicorn's loggers propagate to the handler configured
     # above, so its access log has the same format as the service's lines.
     if workers == 1:
@@ -470,6 +473,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=port,
             log_level="info",
             log_config=None,
+            timeout_graceful_shutdown=timeout,
         )
         return 0
     _prepare_workers(settings, _overrides(args))
@@ -482,6 +486,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=workers,
             log_level="info",
             log_config=None,
+            timeout_graceful_shutdown=timeout,
         )
     return 0
 

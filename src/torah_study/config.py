@@ -246,6 +246,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     keepalive_seconds: float = Field(default=10.0, gt=0)
+    shutdown_grace_seconds: int = Field(
+        default=20,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds that answers still streaming when the service is told to "
+            "stop get to finish; then they are stopped and saved as interrupted."
+        ),
+    )
     max_body_bytes: int = Field(
         default=65_536, ge=1024, description="Largest request body accepted."
     )

@@ -52,6 +52,7 @@ from torah_study.api.schemas import (
     SegmentOut,
     TextResponse,
 )
+from torah_study.api.shutdown import StreamDrain, watch_exit_signals
 from torah_study.api.web import add_web_app, find_web_dir
 from torah_study.calendar import CalendarUnavailable, PortionCalendar
 from torah_study.config import Settings, get_settings
@@ -133,6 +134,9 @@ def create_app(
                 )
         _warm_in_background(built)
         sweeper = asyncio.create_task(_sweep_stale_answers(opened))
+        drain: StreamDrain = app.state.drain
+        drain.attach(asyncio.get_running_loop())
+        restore_signals = watch_exit_signals(drain)
         logger.info(
             "Serving %d segments (%d with vectors), answers by %s, accounts in %s",
             built.store.count(),
@@ -142,6 +146,9 @@ def create_app(
         )
         yield
         sweeper.cancel()
+        restore_signals()
+        drain.detach()
+        await run_in_threadpool(_interrupt_open_answers, opened)
         if accounts is None:
             opened.close()
         if tracer_provider is not None:
@@ -159,6 +166,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.drain = StreamDrain(settings.shutdown_grace_seconds)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:
@@ -202,6 +210,17 @@ async def _sweep_stale_answers(accounts: Accounts) -> None:
             continue
         if count:
             logger.warning("Marked %d unfinished answers as interrupted", count)
+
+
+def _interrupt_open_answers(accounts: Accounts) -> None:
+    """Save answers whose thread has not stopped by now as interrupted."""
+    try:
+        count = accounts.conversations.interrupt_open()
+    except Exception:
+        logger.exception("Marking unfinished answers as interrupted failed")
+        return
+    if count:
+        logger.warning("Marked %d unfinished answers as interrupted at shutdown", count)
 
 
 def _warm_in_background(services: Services) -> None:
@@ -400,7 +419,7 @@ def _add_routes(app: FastAPI) -> None:
         events: Iterator[Event] = services.pipeline.run(body.question, filters, cancel)
 
         async def messages() -> AsyncIterator[dict[str, str]]:
-            async for event in pump(events, cancel):
+            async for event in pump(events, cancel, app.state.drain):
                 yield encode_event(event)
 
         return EventSourceResponse(

@@ -18,11 +18,14 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from torah_study.accounts.questions import QuestionLimited
 from torah_study.answer.pipeline import (
     AnswerCancelled,
+    DoneEvent,
+    ErrorEvent,
     Event,
     SourcesEvent,
     TokenEvent,
     VerificationEvent,
 )
+from torah_study.api.shutdown import STOP_WAIT_SECONDS, StreamDrain
 from torah_study.calendar import PortionCalendar
 from torah_study.conversations.chat import ConversationChat
 from torah_study.index.base import Filters
@@ -31,6 +34,10 @@ from torah_study.library.refs import RefError
 from torah_study.service import Accounts, LibraryWatcher, Services, build_rewriter
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_MESSAGE = (
+    "The service is shutting down, so this answer was stopped. Ask again in a moment."
+)
 
 
 def install_library(app: FastAPI, services: Services) -> None:
@@ -107,7 +114,9 @@ def encode_event(event: Event) -> dict[str, str]:
 
 
 async def pump(
-    events: Iterator[Event], cancel: threading.Event | None = None
+    events: Iterator[Event],
+    cancel: threading.Event | None = None,
+    drain: StreamDrain | None = None,
 ) -> AsyncIterator[Event]:
     """Run a blocking event generator on its own thread and yield its events.
 
@@ -117,11 +126,17 @@ async def pump(
     interrupted. A generator that watches ``cancel`` (AnswerPipeline.run)
     stops sooner, at the model's next piece, and its AnswerCancelled ends
     the stream quietly.
+
+    With a ``drain``, a stream still running when the server's shutdown
+    grace period ends is stopped the same way. It waits up to
+    STOP_WAIT_SECONDS for the generator to end (and save its answer), then
+    yields a final ErrorEvent with the code ``server_shutdown``.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
     stop = cancel if cancel is not None else threading.Event()
     end = object()
+    shutdown = object()
 
     def put(item: Any) -> None:
         # A closed event loop means the request has ended.
@@ -138,7 +153,7 @@ async def pump(
                     break
                 put(event)
         except AnswerCancelled:
-            logger.info("An answer stream stopped because its client left")
+            logger.info("An answer stream stopped because it was cancelled")
         except BaseException as error:
             put(error)
         finally:
@@ -150,6 +165,13 @@ async def pump(
                     logger.exception("Closing an answer stream failed")
             put(end)
 
+    def stop_for_shutdown() -> None:
+        stop.set()
+        queue.put_nowait(shutdown)
+
+    number = drain.register(stop_for_shutdown) if drain is not None else None
+    stopped_at: float | None = None
+    ended = False
     # The thread runs in a copy of this context, so its log lines keep the
     # request's ids and its spans stay under the request's span.
     context = contextvars.copy_context()
@@ -158,11 +180,31 @@ async def pump(
     ).start()
     try:
         while True:
-            item = await queue.get()
+            if stopped_at is None:
+                item = await queue.get()
+            else:
+                left = stopped_at + STOP_WAIT_SECONDS - loop.time()
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(left, 0.0))
+                except TimeoutError:
+                    logger.warning(
+                        "An answer stream did not stop within %s s of the shutdown",
+                        STOP_WAIT_SECONDS,
+                    )
+                    yield ErrorEvent(SHUTDOWN_MESSAGE, "server_shutdown")
+                    return
+            if item is shutdown:
+                stopped_at = loop.time()
+                continue
             if item is end:
+                if stopped_at is not None and not ended:
+                    yield ErrorEvent(SHUTDOWN_MESSAGE, "server_shutdown")
                 return
             if isinstance(item, BaseException):
                 raise item
+            ended = isinstance(item, DoneEvent | ErrorEvent)
             yield item
     finally:
         stop.set()
+        if drain is not None and number is not None:
+            drain.unregister(number, stopped=stopped_at is not None)

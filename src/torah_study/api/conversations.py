@@ -270,7 +270,7 @@ async def post_message(
 
     started = run.started
     if not stream:
-        async for _ in pump(run.events, run.cancel):
+        async for _ in pump(run.events, run.cancel, request.app.state.drain):
             pass
         try:
             conversation, question, answer = await run_in_threadpool(
@@ -298,7 +298,7 @@ async def post_message(
         try:
             yield {"event": "turn", "data": json.dumps(opening, ensure_ascii=False)}
             pumping = True
-            async for event in pump(run.events, run.cancel):
+            async for event in pump(run.events, run.cancel, request.app.state.drain):
                 yield encode_event(event)
         finally:
             if not pumping:

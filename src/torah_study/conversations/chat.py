@@ -163,7 +163,7 @@ class ConversationChat:
                     finished = True
                 yield event
         except AnswerCancelled:
-            logger.info("Answer %s was stopped by its client", message_id)
+            logger.info("Answer %s was cancelled", message_id)
         finally:
             # Reached when the stream is closed or cancelled early (the
             # client left) or an exception escaped: keep what was written.

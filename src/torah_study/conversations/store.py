@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from torah_study.db.models import (
 DEFAULT_TITLE = "New conversation"
 _ID = re.compile(r"[0-9a-f]{32}")
 SEFARIA = "https://www.sefaria.org/"
+SERVICE_STOPPED = "The service stopped while this answer was written."
 
 
 class NotFound(LookupError):
@@ -97,6 +99,9 @@ class ConversationStore:
         self.sessions = sessions
         self.read_sessions = read_sessions or sessions
         self.titler = titler
+        # Ids of the answers this store started and has not finished.
+        self._open: set[str] = set()
+        self._open_lock = threading.Lock()
 
     # Conversations.
 
@@ -296,6 +301,8 @@ class ConversationStore:
             if conversation.title is None:
                 conversation.title = self.titler(content)
             db.flush()
+        with self._open_lock:
+            self._open.add(answer.id)
         return StartedTurn(conversation, question, answer)
 
     def save_sources(self, message_id: str, sources: Sequence[dict[str, Any]]) -> None:
@@ -350,6 +357,8 @@ class ConversationStore:
         error: str | None = None,
     ) -> None:
         """Close a streaming answer; a message is finished only once."""
+        with self._open_lock:
+            self._open.discard(message_id)
         now = _now()
         with self.sessions.begin() as db:
             message = db.get(Message, message_id, with_for_update=True)
@@ -388,10 +397,27 @@ class ConversationStore:
             result = db.execute(
                 update(Message)
                 .where(Message.status == "streaming", Message.updated_at < cutoff)
-                .values(
-                    status="interrupted",
-                    error="The service stopped while this answer was written.",
-                )
+                .values(status="interrupted", error=SERVICE_STOPPED)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def interrupt_open(self) -> int:
+        """Mark the answers this store started and did not finish as interrupted.
+
+        For a process that stops while an answer thread is still blocked: the
+        answer keeps the text last written by ``save_partial``. Returns how
+        many rows changed.
+        """
+        with self._open_lock:
+            ids = list(self._open)
+            self._open.clear()
+        if not ids:
+            return 0
+        with self.sessions.begin() as db:
+            result = db.execute(
+                update(Message)
+                .where(Message.id.in_(ids), Message.status == "streaming")
+                .values(status="interrupted", error=SERVICE_STOPPED, updated_at=_now())
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
