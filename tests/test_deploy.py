@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from torah_study.api import web
 from torah_study.api.app import create_app
+from torah_study.api.shutdown import uvicorn_grace_seconds
 from torah_study.config import Settings
 from torah_study.index import pg_search
 
@@ -289,6 +290,14 @@ def compose_folder(tmp_path: Path) -> Path:
     shutil.copy(DOCKERFILE, folder)
     shutil.copytree(ROOT / "deploy", folder / "deploy")
     return folder
+
+
+def test_compose_stop_waits_past_grace() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    period = re.fullmatch(r"(\d+)s", compose["services"]["app"]["stop_grace_period"])
+    assert period
+    grace = Settings.model_fields["shutdown_grace_seconds"].default
+    assert int(period.group(1)) > uvicorn_grace_seconds(grace)
 
 
 def test_compose_config_is_valid(compose_folder: Path) -> None:

@@ -52,7 +52,7 @@ class StreamDrain:
         return self._deadline is not None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start listening for the server's shutdown; call on the app's loop."""
+        """Start listening for the server's shutdown. Call it on the app's loop."""
         self._loop = loop
 
     def detach(self) -> None:
@@ -67,14 +67,14 @@ class StreamDrain:
             )
 
     def begin(self) -> None:
-        """Start the grace period; safe to call from a signal handler or thread."""
+        """Start the grace period. Safe to call from a signal handler or a thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         loop.call_soon_threadsafe(self._begin)
 
     def register(self, stop: Callable[[], None]) -> int:
-        """Track a running stream; ``stop`` is called on the loop at the deadline.
+        """Track a running stream, whose ``stop`` is called on the loop at the deadline.
 
         Returns the number to pass to ``unregister``.
         """
@@ -86,7 +86,7 @@ class StreamDrain:
         return number
 
     def unregister(self, number: int, stopped: bool) -> None:
-        """Forget an ended stream; ``stopped`` says the deadline ended it."""
+        """Forget an ended stream. ``stopped`` is True when the deadline ended it."""
         self._streams.pop(number, None)
         if not self.shutting_down:
             return
