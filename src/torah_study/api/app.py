@@ -379,6 +379,8 @@ def _add_routes(app: FastAPI) -> None:
         accounts: AccountsDep,
     ) -> ChatResponse:
         """Answer a question and return the whole answer as JSON."""
+        # TODO: the shutdown grace period does not stop this route, so an
+        # answer still running is cancelled only by uvicorn's timeout.
         sources: list[dict[str, Any]] = []
         verification: dict[str, Any] = {}
         filters = resolve_filters(services, body.books, body.categories)

@@ -168,6 +168,8 @@ class ConversationChat:
             # Reached when the stream is closed or cancelled early (the
             # client left) or an exception escaped: keep what was written.
             if not finished:
+                # TODO: an answer stopped at the end of the shutdown grace
+                # period also gets this error text, not one naming the shutdown.
                 partial = "".join(text)
                 self.store.finish(
                     message_id,
