@@ -132,7 +132,8 @@ class Settings(BaseSettings):
         "ranks them by exact distance (1: no refinement).",
     )
     retrieval_ef_search: int = Field(
-        default=100,
+        # 400 found 82% of the exact top 10 on 3.5 million vectors, 100 found 58%.
+        default=400,
         ge=1,
         le=1000,
         description="HNSW candidate list size of dense queries (pgvector ef_search).",

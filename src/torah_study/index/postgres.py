@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 # Candidates the HNSW search keeps per query (pgvector's default is 40). A
 # query asking for more rows than this raises it to the number asked for,
 # up to pgvector's maximum of 1000.
-DEFAULT_EF_SEARCH = 100
+DEFAULT_EF_SEARCH = 400
 MAX_EF_SEARCH = 1000
 _SELECT_RECORD = ", ".join(pg_schema.SEGMENT_COLUMNS)
 _WRITE_BATCH = 500
