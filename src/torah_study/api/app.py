@@ -190,7 +190,34 @@ def create_app(
     if settings.metrics_enabled:
         _add_metrics_route(app, settings)
     add_web_app(app, find_web_dir(settings.web_dir))
+    _document_error_detail(app)
     return app
+
+
+def _document_error_detail(app: FastAPI) -> None:
+    """Declare that a 422 ``detail`` is a list of errors or a message.
+
+    FastAPI documents only the list that request validation returns, but the
+    routes also return 422 with a message string (an unknown filter, a blank
+    query, an invalid cursor).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            schemas = document.get("components", {}).get("schemas", {})
+            fields = schemas.get("HTTPValidationError", {}).get("properties", {})
+            if "detail" in fields:
+                listed = fields["detail"]
+                fields["detail"] = {
+                    "anyOf": [listed, {"type": "string"}],
+                    "title": listed.pop("title", "Detail"),
+                }
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _sweep_stale_answers(accounts: Accounts) -> None:
@@ -407,7 +434,11 @@ def _add_routes(app: FastAPI) -> None:
             status_code=500, detail="The answer ended without a result."
         )
 
-    @app.post("/chat/stream", responses={429: {}})
+    @app.post(
+        "/chat/stream",
+        response_class=EventSourceResponse,
+        responses={200: {"content": {"text/event-stream": {}}}, 429: {}},
+    )
     async def chat_stream(
         body: ChatRequest,
         services: ServicesDep,
