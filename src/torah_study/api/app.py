@@ -51,6 +51,7 @@ from torah_study.api.schemas import (
     SearchResponse,
     SegmentOut,
     TextResponse,
+    check_text,
 )
 from torah_study.api.shutdown import StreamDrain, watch_exit_signals
 from torah_study.api.web import add_web_app, find_web_dir
@@ -484,6 +485,12 @@ def _add_routes(app: FastAPI) -> None:
             raise HTTPException(status_code=503, detail=str(error)) from error
         except ValueError as error:
             raise HTTPException(status_code=422, detail=str(error)) from error
+        except OverflowError as error:
+            # The coming Shabbat of a day near 9999-12-31 is past date.max.
+            raise HTTPException(
+                status_code=422,
+                detail=f"date {day} is too late: the calendar ends in year 9999.",
+            ) from error
 
     @app.get("/search", response_model=SearchResponse, dependencies=SIGNED_IN)
     def search(
@@ -495,6 +502,10 @@ def _add_routes(app: FastAPI) -> None:
         """Return ranked passages for a query without writing an answer."""
         if not q.strip():
             raise HTTPException(status_code=422, detail="q must not be blank")
+        try:
+            check_text(q, "q")
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error
         if len(book or []) + len(category or []) > MAX_FILTERS:
             raise HTTPException(
                 status_code=422, detail=f"at most {MAX_FILTERS} filters are allowed"
