@@ -51,6 +51,7 @@ from torah_study.api.schemas import (
     SearchResponse,
     SegmentOut,
     TextResponse,
+    check_text,
 )
 from torah_study.api.shutdown import StreamDrain, watch_exit_signals
 from torah_study.api.web import add_web_app, find_web_dir
@@ -190,7 +191,34 @@ def create_app(
     if settings.metrics_enabled:
         _add_metrics_route(app, settings)
     add_web_app(app, find_web_dir(settings.web_dir))
+    _document_error_detail(app)
     return app
+
+
+def _document_error_detail(app: FastAPI) -> None:
+    """Declare that a 422 ``detail`` is a list of errors or a message.
+
+    FastAPI documents only the list that request validation returns, but the
+    routes also return 422 with a message string (an unknown filter, a blank
+    query, an invalid cursor).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            schemas = document.get("components", {}).get("schemas", {})
+            fields = schemas.get("HTTPValidationError", {}).get("properties", {})
+            if "detail" in fields:
+                listed = fields["detail"]
+                fields["detail"] = {
+                    "anyOf": [listed, {"type": "string"}],
+                    "title": listed.pop("title", "Detail"),
+                }
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _sweep_stale_answers(accounts: Accounts) -> None:
@@ -407,7 +435,11 @@ def _add_routes(app: FastAPI) -> None:
             status_code=500, detail="The answer ended without a result."
         )
 
-    @app.post("/chat/stream", responses={429: {}})
+    @app.post(
+        "/chat/stream",
+        response_class=EventSourceResponse,
+        responses={200: {"content": {"text/event-stream": {}}}, 429: {}},
+    )
     async def chat_stream(
         body: ChatRequest,
         services: ServicesDep,
@@ -453,6 +485,12 @@ def _add_routes(app: FastAPI) -> None:
             raise HTTPException(status_code=503, detail=str(error)) from error
         except ValueError as error:
             raise HTTPException(status_code=422, detail=str(error)) from error
+        except OverflowError as error:
+            # The coming Shabbat of a day near 9999-12-31 is past date.max.
+            raise HTTPException(
+                status_code=422,
+                detail=f"date {day} is too late: the calendar ends in year 9999.",
+            ) from error
 
     @app.get("/search", response_model=SearchResponse, dependencies=SIGNED_IN)
     def search(
@@ -464,6 +502,10 @@ def _add_routes(app: FastAPI) -> None:
         """Return ranked passages for a query without writing an answer."""
         if not q.strip():
             raise HTTPException(status_code=422, detail="q must not be blank")
+        try:
+            check_text(q, "q")
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error
         if len(book or []) + len(category or []) > MAX_FILTERS:
             raise HTTPException(
                 status_code=422, detail=f"at most {MAX_FILTERS} filters are allowed"

@@ -7,6 +7,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Bytes of a rejected body read and dropped before the 413 goes out. A server
+# that closes the connection while body bytes are unread makes the kernel
+# send a reset, and the client then loses the 413 itself.
+# NOTE: a client still sending past this many bytes gets the reset.
+DRAIN_BYTES = 1_048_576
+
 
 class BodySizeLimit:
     """Middleware that returns 413 for bodies larger than ``limit`` bytes.
@@ -32,6 +38,7 @@ class BodySizeLimit:
                 await _reply(send, 400, "The Content-Length header is not a number.")
                 return
             if too_large:
+                await _drain(receive, more_body=True)
                 await _reply(send, 413, self._message())
                 return
 
@@ -48,6 +55,7 @@ class BodySizeLimit:
                 if received > self.limit:
                     # End the body here; the reply is replaced below.
                     too_large = True
+                    await _drain(receive, message.get("more_body", False))
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
@@ -61,6 +69,17 @@ class BodySizeLimit:
 
     def _message(self) -> str:
         return f"The request body is larger than {self.limit} bytes."
+
+
+async def _drain(receive: Receive, more_body: bool) -> None:
+    """Read and drop the rest of a request body, at most DRAIN_BYTES of it."""
+    drained = 0
+    while more_body and drained < DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        more_body = message.get("more_body", False)
 
 
 async def _reply(send: Send, status: int, detail: str) -> None:

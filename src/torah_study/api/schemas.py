@@ -18,14 +18,10 @@ class ChatRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def reject_blank(cls, value: str) -> str:
-        if not value.strip():
+        value = check_text(value, "question").strip()
+        if not value:
             raise ValueError("question must not be blank")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as error:
-            # A lone surrogate from a JSON "\ud800" escape is not text.
-            raise ValueError("question contains invalid Unicode") from error
-        return value.strip()
+        return value
 
 
 class ChatResponse(BaseModel):
@@ -86,8 +82,12 @@ class SearchResponse(BaseModel):
 MAX_TITLE_CHARS = 200
 
 
-def _text(value: str, what: str) -> str:
-    """Reject lone surrogates and control characters other than line breaks."""
+def check_text(value: str, what: str) -> str:
+    """Return ``value``, or raise ValueError naming ``what`` when it is not text.
+
+    Lone surrogates (from a JSON escape such as "\\ud800") and control
+    characters other than tab and line breaks are rejected.
+    """
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as error:
@@ -112,7 +112,7 @@ _HIDDEN = dict.fromkeys(
 
 
 def _title(value: str) -> str:
-    return " ".join(_text(value, "title").translate(_HIDDEN).split())
+    return " ".join(check_text(value, "title").translate(_HIDDEN).split())
 
 
 # Accounts.
@@ -125,7 +125,7 @@ class Credentials(BaseModel):
     @field_validator("email", "password")
     @classmethod
     def clean(cls, value: str) -> str:
-        return _text(value, "the field")
+        return check_text(value, "the field")
 
 
 class CodeRequest(BaseModel):
@@ -145,7 +145,7 @@ class ResetConfirm(BaseModel):
     @field_validator("new_password")
     @classmethod
     def clean(cls, value: str) -> str:
-        return _text(value, "the password")
+        return check_text(value, "the password")
 
 
 class RefreshRequest(BaseModel):
@@ -159,7 +159,7 @@ class PasswordChange(BaseModel):
     @field_validator("current_password", "new_password")
     @classmethod
     def clean(cls, value: str) -> str:
-        return _text(value, "the password")
+        return check_text(value, "the password")
 
 
 class UserOut(BaseModel):
@@ -269,7 +269,7 @@ class MessageCreate(BaseModel):
     @field_validator("content")
     @classmethod
     def reject_blank(cls, value: str) -> str:
-        value = _text(value, "content").strip()
+        value = check_text(value, "content").strip()
         if not value:
             raise ValueError("content must not be blank")
         return value
@@ -291,7 +291,7 @@ class FeedbackCreate(BaseModel):
     def clean(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return _text(value, "comment").strip() or None
+        return check_text(value, "comment").strip() or None
 
 
 class FeedbackOut(BaseModel):
