@@ -33,6 +33,9 @@ class ChatScript:
     # When set, the server stops after the first piece until the event is set.
     hold_after_first: threading.Event | None = None
     finish_reason: str = "STOP"
+    # The OpenAI stream's last finish_reason; None ends the stream without one,
+    # as a connection closed early does.
+    openai_finish: str | None = "stop"
 
 
 class FakeChatServer(ThreadingHTTPServer):
@@ -175,7 +178,8 @@ class OpenAIHandler(_BaseHandler):
         self._start_sse()
         self._send_event(json.dumps(chunk({"role": "assistant", "content": ""}, None)))
         self._stream_pieces(lambda piece: chunk({"content": piece}, None))
-        self._send_event(json.dumps(chunk({}, "stop")))
+        if self.server.script.openai_finish is not None:
+            self._send_event(json.dumps(chunk({}, self.server.script.openai_finish)))
         # A usage chunk without choices, as OpenAI sends with include_usage.
         usage = chunk({}, None)
         usage["choices"] = []

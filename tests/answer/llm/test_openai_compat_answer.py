@@ -43,6 +43,19 @@ def test_stream_joins_pieces(openai_server: FakeChatServer) -> None:
     assert model.name == "openai:local-model"
 
 
+def test_stream_cut_before_finish_raises(openai_server: FakeChatServer) -> None:
+    openai_server.script.openai_finish = None
+    model = make_model(openai_server)
+    received: list[str] = []
+
+    with pytest.raises(ProviderError, match="before the model finished"):
+        for piece in model.stream(MESSAGES, max_tokens=64):
+            if isinstance(piece, str):
+                received.append(piece)
+
+    assert "".join(received) == "Hello, world!"
+
+
 def test_request_body_and_headers(openai_server: FakeChatServer) -> None:
     list(make_model(openai_server).stream(MESSAGES, max_tokens=77))
 

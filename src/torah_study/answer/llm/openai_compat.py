@@ -181,6 +181,13 @@ class OpenAICompatibleModel:
                     f"OpenAI-compatible model {self._model} returned no text "
                     f"(finish reason: {finish_reason or 'none given'})."
                 )
+            if finish_reason is None:
+                # A server closes a finished stream only after a chunk with a
+                # finish reason, so an end without one is a broken connection.
+                raise ProviderError(
+                    f"The answer stream of {self._model} ended before the model "
+                    "finished (no finish reason)."
+                )
             if usage is not None:
                 yield usage
         finally:
