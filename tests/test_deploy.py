@@ -384,7 +384,7 @@ def test_nginx_timeout_exceeds_keepalive() -> None:
         "gzip off;",
         "proxy_http_version 1.1;",
         'proxy_set_header Connection "";',
-        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
     ):
         assert directive in site
@@ -500,7 +500,9 @@ def test_nginx_forwards_client_headers(
     proxied: tuple[str, threading.Event],
 ) -> None:
     base, _ = proxied
-    reply = httpx.get(f"{base}/headers", timeout=5)
+    # A client that names another address must not reach the service as it.
+    spoofed = {"X-Forwarded-For": "10.9.9.9, 203.0.113.7"}
+    reply = httpx.get(f"{base}/headers", headers=spoofed, timeout=5)
     assert reply.status_code == 200
     seen = reply.json()
     assert seen["http_version"] == "1.1"
