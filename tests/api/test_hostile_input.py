@@ -7,6 +7,7 @@ never with a 500 or a dropped connection.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -387,6 +388,19 @@ def test_hostile_request_is_a_clear_4xx(
     # A hostile request is rejected quickly, not after heavy work.
     assert elapsed < 10
     assert "root:" not in response.text
+
+
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
+def test_non_finite_number_gets_strict_json(api: httpx.Client, number: str) -> None:
+    def reject(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    response = api.post(
+        "/chat", content=_json(f'{{"question": {number}}}'), headers=JSON
+    )
+    assert response.status_code == 422
+    body = json.loads(response.text, parse_constant=reject)
+    assert number in str(body["detail"])
 
 
 def test_chunked_oversized_body_is_413(api: httpx.Client) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -79,6 +80,8 @@ MAX_FILTERS = 50
 MAX_SECTION_SEGMENTS = 400
 SWEEP_SECONDS = 60.0
 SIGNED_IN = [Depends(current_identity)]
+# How Python's JSON parser spells the non-finite numbers it accepts.
+NON_FINITE_NAMES = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
 
 # Methods and headers that a page on an allowed origin may send. Tokens
 # travel in the Authorization header, not in cookies, so credentials stay off.
@@ -278,10 +281,32 @@ async def _validation_error(request: Request, error: Exception) -> Response:
 
     The default handler echoes the input, and input with a lone surrogate
     cannot be encoded as UTF-8, which turned a client error into a 500.
+    Python's JSON parser accepts NaN and Infinity, which are not JSON, so
+    echoed non-finite numbers are written as strings.
     """
     assert isinstance(error, RequestValidationError)
-    body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+    detail = _finite(jsonable_encoder(error.errors()))
+    body = json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False)
     return Response(body, status_code=422, media_type="application/json")
+
+
+def _finite(value: Any) -> Any:
+    """Replace every NaN or infinite float in ``value`` by its JSON name, in place.
+
+    Iterative, because echoed input may be nested too deeply for recursion.
+    """
+    root = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]
+    while pending:
+        container, key = pending.pop()
+        item = container[key]
+        if isinstance(item, float) and not math.isfinite(item):
+            container[key] = NON_FINITE_NAMES[repr(item)]
+        elif isinstance(item, list):
+            pending.extend((item, index) for index in range(len(item)))
+        elif isinstance(item, dict):
+            pending.extend((item, name) for name in item)
+    return root[0]
 
 
 def _related(services: Services, ref: str) -> list[RelatedOut]:
