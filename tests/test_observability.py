@@ -82,8 +82,30 @@ def test_json_exception_has_traceback(captured: io.StringIO) -> None:
     assert "ValueError: broken index" in line["exception"]
 
 
-def test_json_access_line_fields(captured: io.StringIO) -> None:
-    logging.getLogger("uvicorn.access").info(
+@pytest.fixture()
+def access_logger() -> Iterator[logging.Logger]:
+    """uvicorn's access logger, passing records to the root logger.
+
+    A uvicorn server started with its default log config by another test
+    gives the logger its own handler and stops propagation.
+    """
+    logger = logging.getLogger("uvicorn.access")
+    saved = (logger.handlers[:], logger.propagate, logger.disabled, logger.level)
+    logger.handlers = []
+    logger.propagate = True
+    logger.disabled = False
+    logger.setLevel(logging.NOTSET)
+    try:
+        yield logger
+    finally:
+        logger.handlers, logger.propagate, logger.disabled = saved[:3]
+        logger.setLevel(saved[3])
+
+
+def test_json_access_line_fields(
+    captured: io.StringIO, access_logger: logging.Logger
+) -> None:
+    access_logger.info(
         '%s - "%s %s HTTP/%s" %d',
         "127.0.0.1:5000",
         "GET",
