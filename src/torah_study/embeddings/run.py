@@ -50,7 +50,7 @@ INTERRUPTED = 130
 
 @contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while the block runs.
+    """Turn SIGTERM and SIGINT into KeyboardInterrupt while the block runs.
 
     The run then stops the way Ctrl-C stops it: worker processes are shut
     down and the status file says "interrupted". Only the main thread may
@@ -63,9 +63,12 @@ def _terminate_as_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous: Callable[[int, Any], Any] | int | None = signal.signal(
-        signal.SIGTERM, interrupt
-    )
+    # SIGINT gets the handler too: a process inherits ignored signals, and
+    # Python installs its own SIGINT handler only when SIGINT is not ignored.
+    previous: dict[int, Callable[[int, Any], Any] | int | None] = {
+        number: signal.signal(number, interrupt)
+        for number in (signal.SIGTERM, signal.SIGINT)
+    }
     # A process inherits its parent's blocked signals, and a blocked SIGTERM
     # would wait until the run ends, so it is unblocked while the block runs.
     blocked = signal.pthread_sigmask(
@@ -75,7 +78,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def run_embed(settings: Settings, *, quiet: bool = False) -> int:
