@@ -86,8 +86,8 @@ def test_json_exception_has_traceback(captured: io.StringIO) -> None:
 def access_logger() -> Iterator[logging.Logger]:
     """uvicorn's access logger, passing records to the root logger.
 
-    A uvicorn server started with its default log config by another test
-    gives the logger its own handler and stops propagation.
+    A logging configuration applied by another test can disable the logger,
+    give it its own handler or stop its propagation.
     """
     logger = logging.getLogger("uvicorn.access")
     saved = (logger.handlers[:], logger.propagate, logger.disabled, logger.level)
