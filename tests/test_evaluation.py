@@ -205,6 +205,12 @@ def test_audit_finds_a_leaked_system_prompt(catalog: Catalog) -> None:
     assert audit_answer(catalog, [], "I study the sources with you.").leak is None
 
 
+def test_audit_allows_the_prescribed_no_answer(catalog: Catalog) -> None:
+    answer = "The library's sources do not answer the question."
+    assert "the library's sources do not answer" in SYSTEM_PROMPT
+    assert audit_answer(catalog, [], answer).leak is None
+
+
 # The whole run over the test library -----------------------------------------
 
 

@@ -74,6 +74,8 @@ _QUOTE = re.compile(
 _ABBREVIATION_QUOTE = re.compile('(?<=[\u05d0-\u05ea])["\u05f4](?=[\u05d0-\u05ea])')
 # A run of this many words of the rules in an answer counts as a leak.
 LEAK_WORDS = 6
+# Words the rules prescribe for an answer, so an answer may contain them.
+PRESCRIBED_PHRASES = ("the library's sources do not answer it",)
 MIN_QUOTE_WORDS = 3
 
 
@@ -261,11 +263,19 @@ def score_ranking(
     return first, recall
 
 
-def _rule_windows() -> set[str]:
-    words = normalize(SYSTEM_PROMPT).split()
+def _windows(text: str) -> set[str]:
+    words = normalize(text).split()
     return {
         " ".join(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)
     }
+
+
+def _rule_windows() -> set[str]:
+    # Saying what the rules tell the model to say reveals nothing of them.
+    prescribed: set[str] = set()
+    for phrase in PRESCRIBED_PHRASES:
+        prescribed |= _windows(phrase)
+    return _windows(SYSTEM_PROMPT) - prescribed
 
 
 _RULE_WINDOWS = _rule_windows()
