@@ -6,9 +6,9 @@
 pip-audit looks up each installed package in PyPI's vulnerability data, and
 `npm audit` sends web/'s lock file to the npm registry's advisory service.
 Any known vulnerability of a Python package fails the audit (PyPI gives no
-severity); for npm, only high and critical ones do. A package the service
-does not know, or a service that cannot be reached, is reported; it fails
-the audit only with --strict, because that needs network access to both
+severity). For npm, only high and critical ones do. A package the service
+does not know, or a service that cannot be reached, is only reported. With
+--strict it fails the audit too, which needs network access to both
 services.
 """
 

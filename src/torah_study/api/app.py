@@ -80,7 +80,7 @@ MAX_FILTERS = 50
 MAX_SECTION_SEGMENTS = 400
 SWEEP_SECONDS = 60.0
 SIGNED_IN = [Depends(current_identity)]
-# How Python's JSON parser spells the non-finite numbers it accepts.
+# JSON names of the non-finite floats that Python's JSON parser accepts.
 NON_FINITE_NAMES = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
 
 # Methods and headers that a page on an allowed origin may send. Tokens

@@ -28,7 +28,7 @@ VERSION_TABLE = "alembic_version"
 
 
 class BackupError(Exception):
-    """A backup or restore that cannot go ahead; the message says why."""
+    """A backup or restore that cannot go ahead, with the reason as its message."""
 
 
 @dataclass(frozen=True)
